@@ -1,0 +1,195 @@
+"""What every model shares: the common config fields, the model surface, reconstruction losses.
+
+The surface (the trainer, the CLI and the tests use nothing else):
+
+* ``encode(x, y=None) -> z``, ``decode(z, y=None) -> x_hat`` (in data space), ``reconstruct(x, y=None)``;
+* ``configure_optimizers() -> {name: optimizer}``, stepped in that order each batch;
+* ``training_step(batch, phase) -> {"loss": tensor to minimise with optimizer ``phase``, **logs}``;
+* ``validation_step(batch) -> {"loss": ..., **logs}`` (the number early stopping watches);
+* ``metrics_batch(x, y) -> {name: per-example tensor}`` for evaluation;
+* generative models add ``sample(n, y=None)``.
+
+Batches are ``(x, y)`` with ``y`` a tensor of integer labels or ``None``; models that do not use
+labels ignore them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import ConfigError, option
+from .blocks import init_weights
+
+Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softplus", "linear"]
+Batch = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+@dataclass
+class BaseConfig:
+    """Fields every model has. Model configs subclass this and add their own."""
+
+    input_shape: tuple[int, ...] = option((), "shape of one example, (D,) or (C, H, W); set from the data")
+    latent_dim: int = option(16, "size of the code (bottleneck)")
+    architecture: Literal["mlp", "conv"] = option("mlp", "mlp for any data; conv for (C, H, W) images")
+    hidden: tuple[int, ...] = option((256, 128), "MLP hidden widths, encoder order (the decoder mirrors them)")
+    conv_channels: tuple[int, ...] = option((32, 64), "conv channels per level, each level halves H and W")
+    conv_downsample: Literal["maxpool", "stride"] = option("stride", "conv downsampling: max-pooling or stride 2")
+    conv_code: Literal["dense", "map"] = option("dense", "conv code: a dense vector, or the last feature map")
+    activation: Activation = option("relu", "hidden-layer activation ('linear' for a linear model)")
+    code_activation: Activation = option("linear", "activation applied to the code")
+    recon_loss: Literal["bce", "mse"] = option(
+        "bce", "bce: Bernoulli likelihood, data in [0, 1]; mse: Gaussian likelihood, real-valued data"
+    )
+    reduction: Literal["sum", "mean"] = option(
+        "sum", "per-example reconstruction loss: sum over values (nats) or mean (the Keras convention)"
+    )
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = option("adam", "optimizer")
+    lr: float = option(1e-3, "learning rate")
+    weight_decay: float = option(0.0, "weight decay (L2; decoupled for adamw)")
+    momentum: float = option(0.0, "momentum (sgd, rmsprop)")
+    adam_eps: float = option(1e-8, "Adam's epsilon (Keras uses 1e-7)")
+    init: Literal["torch", "glorot"] = option("torch", "weight initialisation: PyTorch's or Keras' (glorot)")
+
+    def validate(self) -> None:
+        if self.latent_dim < 1:
+            raise ConfigError(f"config key 'latent_dim': must be >= 1, got {self.latent_dim}")
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"config key 'hidden': widths must be >= 1, got {self.hidden}")
+        if not self.conv_channels or any(c < 1 for c in self.conv_channels):
+            raise ConfigError(f"config key 'conv_channels': needs positive channel counts, got {self.conv_channels}")
+        if not self.lr > 0:
+            raise ConfigError(f"config key 'lr': must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or self.momentum < 0 or self.adam_eps <= 0:
+            raise ConfigError("config keys 'weight_decay', 'momentum' must be >= 0 and 'adam_eps' > 0")
+        if self.input_shape and any(s < 1 for s in self.input_shape):
+            raise ConfigError(f"config key 'input_shape': sizes must be >= 1, got {self.input_shape}")
+
+
+def make_optimizer(params, cfg: BaseConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimizer named by ``cfg.optimizer``; fused/foreach kernels where PyTorch offers them."""
+    lr = cfg.lr if lr is None else lr
+    params = [p for p in params if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"config key 'optimizer': unknown optimizer {cfg.optimizer!r}")
+
+
+def bce_per_value(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-[x log p + (1 - x) log(1 - p)], p = sigmoid(logits), computed stably from the logits."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
+
+def per_example(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Reduce ``(N, ...)`` per-value losses to ``(N,)`` by sum or mean over everything but N."""
+    flat = values.reshape(values.shape[0], -1)
+    return flat.sum(1) if reduction == "sum" else flat.mean(1)
+
+
+def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, std: float) -> torch.Tensor:
+    """Per-example -log N(x; mean, std^2 I) = sum 0.5((x - mean)/std)^2 + log(std sqrt(2 pi))."""
+    d = mean[0].numel()
+    sq = ((x - mean) ** 2).reshape(x.shape[0], -1).sum(1)
+    return 0.5 * sq / std**2 + d * (math.log(std) + 0.5 * math.log(2 * math.pi))
+
+
+class Autoencoder(nn.Module):
+    """Base class of every model. Subclasses set ``config_cls`` and build their networks."""
+
+    name: ClassVar[str] = "?"
+    config_cls: ClassVar[type] = BaseConfig
+    generative: ClassVar[bool] = False  # has sample(n)
+    conditional: ClassVar[bool] = False  # uses labels y in encode/decode/sample
+    summary: ClassVar[str] = ""  # one line for `hourglass list`
+
+    def __init__(self, config: BaseConfig):
+        super().__init__()
+        if not isinstance(config, self.config_cls):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
+        if not config.input_shape:
+            raise ValueError("config 'input_shape' is required: the shape of one example, e.g. (784,) or (1, 28, 28)")
+        config.validate()
+        self.config = config
+        # Fraction of training done, in epochs (a float); the trainer sets it before each step.
+        # Schedules (KL warm-up, cyclical annealing) read it; it is 0 before training.
+        self.progress = 0.0
+
+    # -- surface ------------------------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode_raw(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's raw output: logits (bce) or the mean (mse)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.output(self.decode_raw(z, y))
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, y), y)
+
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"model {self.name!r} is not generative: it has no sample()")
+
+    def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": make_optimizer(self.parameters(), self.config)}
+
+    def active_phases(self, epoch: int) -> list[str] | None:
+        """Which optimizers train in ``epoch`` (``None``: all of them). Greedy schedules override it."""
+        return None
+
+    def training_step(self, batch: Batch, phase: str = "model") -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x, y = batch
+        loss = self.recon_loss(self.decode_raw(self.encode(x, y), y), x).mean()
+        return {"loss": loss}
+
+    # -- losses and metrics ----------------------------------------------------------------------
+    def output(self, raw: torch.Tensor) -> torch.Tensor:
+        """Map decoder output to data space: sigmoid for bce, identity for mse."""
+        return torch.sigmoid(raw) if self.config.recon_loss == "bce" else raw
+
+    def recon_loss(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-example reconstruction loss ``(N,)`` from the decoder's raw output."""
+        if self.config.recon_loss == "bce":
+            values = bce_per_value(raw, x)
+        else:
+            values = (raw - x) ** 2
+        return per_example(values, self.config.reduction)
+
+    @torch.no_grad()
+    def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-example evaluation numbers: mean per-value BCE (data in [0, 1]) and MSE."""
+        raw = self.decode_raw(self.encode(x, y), y)
+        out = {"recon_mse": per_example((self.output(raw) - x) ** 2, "mean")}
+        if self.config.recon_loss == "bce":
+            out["recon_bce"] = per_example(bce_per_value(raw, x), "mean")
+        else:
+            p = self.output(raw).clamp(1e-7, 1 - 1e-7)
+            out["recon_bce"] = per_example(F.binary_cross_entropy(p, x.clamp(0, 1), reduction="none"), "mean")
+        return out
+
+    def _init(self, scheme: str | None = None) -> None:
+        init_weights(self, scheme or self.config.init)

@@ -1,0 +1,211 @@
+"""Encoder and decoder builders, from the shape of one example.
+
+* ``(D,)`` data, or ``architecture="mlp"``: a multilayer perceptron, hidden widths from the config;
+  the decoder mirrors the encoder.
+* ``(C, H, W)`` images with ``architecture="conv"``: a stack of 3x3 convolutions, each followed by a
+  2x downsampling (max-pooling as in the classic Keras example, or a stride-2 convolution). Any
+  height and width work: pooling rounds up ("same" padding) and the decoder upsamples by 2 and then
+  crops to the exact size the encoder saw at that level, so 28 -> 14 -> 7 -> 4 comes back as
+  4 -> 7 -> 14 -> 28 and a 30x45 image comes back 30x45.
+
+The code is either a dense vector (``conv_code="dense"``, a linear layer after the conv stack) or
+the final feature map itself (``conv_code="map"``, the Keras conv autoencoder's 4x4x8 code).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "softplus": nn.Softplus,
+    "linear": nn.Identity,
+}
+
+
+def activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def mlp(sizes: Sequence[int], act: str, last_act: str = "linear") -> nn.Sequential:
+    """Linear layers ``sizes[0] -> ... -> sizes[-1]``, ``act`` between them, ``last_act`` at the end."""
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        is_last = i == len(sizes) - 2
+        a = last_act if is_last else act
+        if a != "linear":
+            layers.append(activation(a))
+    return nn.Sequential(*layers)
+
+
+def _pooled(size: int) -> int:
+    return math.ceil(size / 2)
+
+
+def conv_sizes(hw: tuple[int, int], depth: int) -> list[tuple[int, int]]:
+    """Spatial sizes seen by each encoder level: input, after 1 downsampling, ..., after ``depth``."""
+    sizes = [hw]
+    for _ in range(depth):
+        h, w = sizes[-1]
+        sizes.append((_pooled(h), _pooled(w)))
+    return sizes
+
+
+class Crop(nn.Module):
+    """Crop a feature map to ``(h, w)`` from its top-left corner (undoes the rounding-up of pooling)."""
+
+    def __init__(self, h: int, w: int):
+        super().__init__()
+        self.h, self.w = h, w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., : self.h, : self.w]
+
+    def extra_repr(self) -> str:
+        return f"h={self.h}, w={self.w}"
+
+
+class Flatten(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
+class Unflatten(nn.Module):
+    def __init__(self, shape: Sequence[int]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Encoder(nn.Module):
+    """x of shape ``(N, *input_shape)`` [+ extra features ``(N, extra_dim)``] -> ``(N, out_dim)``.
+
+    ``extra_dim`` lets conditional models feed a one-hot label beside the input: it is concatenated
+    to the flattened input (MLP) or to the flattened feature map (conv).
+    """
+
+    def __init__(self, cfg, out_dim: int, extra_dim: int = 0, last_act: str = "linear"):
+        super().__init__()
+        shape = tuple(cfg.input_shape)
+        self.extra_dim = extra_dim
+        if cfg.architecture == "mlp":
+            self.features = Flatten()
+            feat_dim = math.prod(shape)
+            self.head = mlp([feat_dim + extra_dim, *cfg.hidden, out_dim], cfg.activation, last_act)
+        else:
+            c, h, w = _image_shape(shape)
+            layers: list[nn.Module] = []
+            ch_in = c
+            for ch in cfg.conv_channels:
+                if cfg.conv_downsample == "maxpool":
+                    layers += [nn.Conv2d(ch_in, ch, 3, padding=1), activation(cfg.activation)]
+                    layers += [nn.MaxPool2d(2, ceil_mode=True)]
+                else:
+                    layers += [nn.Conv2d(ch_in, ch, 3, stride=2, padding=1), activation(cfg.activation)]
+                ch_in = ch
+            layers.append(Flatten())
+            self.features = nn.Sequential(*layers)
+            fh, fw = conv_sizes((h, w), len(cfg.conv_channels))[-1]
+            feat_dim = ch_in * fh * fw
+            if cfg.conv_code == "map":
+                # The feature map is the code; a label (if any) cannot be mixed in without a layer.
+                self.head = nn.Identity() if extra_dim == 0 else nn.Linear(feat_dim + extra_dim, out_dim)
+            else:
+                self.head = mlp([feat_dim + extra_dim, out_dim], cfg.activation, last_act)
+        self.feature_dim = feat_dim
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        if self.extra_dim:
+            if extra is None:
+                raise ValueError("this encoder needs the extra (label) input")
+            h = torch.cat([h, extra.to(h.dtype)], dim=1)
+        return self.head(h)
+
+
+class Decoder(nn.Module):
+    """z of shape ``(N, in_dim)`` [+ extra ``(N, extra_dim)``] -> raw outputs ``(N, *input_shape)``.
+
+    The outputs are logits when the model's likelihood is Bernoulli (BCE is computed from logits,
+    which is exact where ``sigmoid`` then ``log`` is not), and the mean itself when it is Gaussian.
+    """
+
+    def __init__(self, cfg, in_dim: int, extra_dim: int = 0):
+        super().__init__()
+        shape = tuple(cfg.input_shape)
+        self.extra_dim = extra_dim
+        z_dim = in_dim + extra_dim
+        if cfg.architecture == "mlp":
+            self.net = nn.Sequential(
+                mlp([z_dim, *reversed(cfg.hidden), math.prod(shape)], cfg.activation), Unflatten(shape)
+            )
+        else:
+            c, h, w = _image_shape(shape)
+            chans = list(cfg.conv_channels)
+            sizes = conv_sizes((h, w), len(chans))
+            fh, fw = sizes[-1]
+            layers: list[nn.Module] = []
+            if cfg.conv_code == "map" and extra_dim == 0:
+                layers.append(Unflatten((chans[-1], fh, fw)))
+            else:
+                layers += [nn.Linear(z_dim, chans[-1] * fh * fw), activation(cfg.activation)]
+                layers.append(Unflatten((chans[-1], fh, fw)))
+            ch_in = chans[-1]
+            # Mirror the encoder: conv, then upsample x2 and crop to the size that level had.
+            for level, ch in zip(range(len(chans) - 1, -1, -1), reversed(chans)):
+                layers += [nn.Conv2d(ch_in, ch, 3, padding=1), activation(cfg.activation)]
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), Crop(*sizes[level])]
+                ch_in = ch
+            layers.append(nn.Conv2d(ch_in, c, 3, padding=1))
+            self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        if self.extra_dim:
+            if extra is None:
+                raise ValueError("this decoder needs the extra (label) input")
+            z = torch.cat([z, extra.to(z.dtype)], dim=1)
+        return self.net(z)
+
+
+def conv_map_dim(cfg) -> int:
+    """Size of the code when ``conv_code="map"``: channels x height x width of the last feature map."""
+    _, h, w = _image_shape(tuple(cfg.input_shape))
+    fh, fw = conv_sizes((h, w), len(cfg.conv_channels))[-1]
+    return cfg.conv_channels[-1] * fh * fw
+
+
+def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ValueError(
+            f"architecture 'conv' needs images of shape (C, H, W); this data has examples of shape {shape}"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def init_weights(module: nn.Module, scheme: str) -> None:
+    """``torch``: PyTorch's defaults (Kaiming-uniform). ``glorot``: Glorot-uniform weights and zero
+    biases, the Keras defaults, for like-for-like comparisons with Keras code."""
+    if scheme == "torch":
+        return
+    if scheme != "glorot":
+        raise ValueError(f"unknown init {scheme!r}; choose 'torch' or 'glorot'")
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

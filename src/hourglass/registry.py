@@ -1,0 +1,113 @@
+"""The model registry: ``@register_model`` and named presets.
+
+Everything that needs "the model called X" (the CLI, checkpoint loading, the scikit-learn wrapper,
+the generic tests) goes through here, so adding a model is one new file in ``hourglass/models/``:
+the package imports every module in that folder, and each module registers its own classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from typing import Any, Callable, TypeVar
+
+from .config import ConfigError, build_config
+
+T = TypeVar("T", bound=type)
+
+_MODELS: dict[str, type] = {}
+_PRESETS: dict[str, "Preset"] = {}
+_loaded = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named configuration: model config overrides plus training settings (epochs, batch size)."""
+
+    name: str
+    model: str
+    description: str
+    config: dict[str, Any]
+    train: dict[str, Any]
+
+
+def register_model(name: str) -> Callable[[T], T]:
+    """Class decorator: register a model under ``name`` (duplicates are refused)."""
+
+    def deco(cls: T) -> T:
+        if name in _MODELS and _MODELS[name] is not cls:
+            raise ValueError(f"a model named {name!r} is already registered ({_MODELS[name].__qualname__})")
+        if not dataclasses.is_dataclass(getattr(cls, "config_cls", None)):
+            raise TypeError(f"model {name!r} needs a dataclass `config_cls` attribute")
+        cls.name = name  # type: ignore[attr-defined]
+        _MODELS[name] = cls
+        return cls
+
+    return deco
+
+
+def register_preset(name: str, model: str, description: str, train: dict[str, Any] | None = None, **config: Any):
+    """Register a named preset for ``model`` (config overrides, plus trainer settings in ``train``)."""
+    if name in _PRESETS:
+        raise ValueError(f"a preset named {name!r} is already registered")
+    _PRESETS[name] = Preset(name, model, description, dict(config), dict(train or {}))
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from . import models
+
+    for info in pkgutil.iter_modules(models.__path__):
+        if not info.name.startswith("_") and info.name not in ("base", "blocks"):
+            importlib.import_module(f"{models.__name__}.{info.name}")
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, sorted."""
+    _load_all()
+    return sorted(_MODELS)
+
+
+def list_presets() -> dict[str, Preset]:
+    _load_all()
+    return dict(sorted(_PRESETS.items()))
+
+
+def get_model_class(name: str) -> type:
+    _load_all()
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def get_preset(name: str) -> Preset:
+    _load_all()
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {', '.join(sorted(_PRESETS))}")
+    return _PRESETS[name]
+
+
+def make_config(name: str, preset: str | None = None, *, from_string: bool = False, **values: Any) -> Any:
+    """The config of model ``name``: defaults, then the preset's values, then ``values``."""
+    cls = get_model_class(name).config_cls
+    base_values: dict[str, Any] = {}
+    if preset is not None:
+        p = get_preset(preset)
+        if p.model != name:
+            raise ConfigError(f"preset {preset!r} is for model {p.model!r}, not {name!r}")
+        base_values = dict(p.config)
+    base = build_config(cls, base_values) if base_values else None
+    return build_config(cls, values, from_string=from_string, base=base)
+
+
+def create(name: str, preset: str | None = None, **config: Any):
+    """Build model ``name`` from its config (``input_shape`` is required).
+
+    >>> model = create("vae", input_shape=(64,), latent_dim=2)
+    """
+    cfg = make_config(name, preset, **config)
+    return get_model_class(name)(cfg)
