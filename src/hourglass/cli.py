@@ -1,0 +1,312 @@
+"""The ``hourglass`` command line: parses arguments, calls the library, prints. Nothing runs at import.
+
+Every error a user can cause (bad option, bad data, bad run directory, a diverging run) is printed
+as one line, ``hourglass: error: ...``, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  hourglass train vae --out runs/vae                 # VAE on the embedded digits, ~10 s on 2 CPU cores
+  hourglass train ae --preset keras-dense --data mnist --data-dir DIR --out runs/dense
+  hourglass train vae --set beta=4 --set hidden=512,256 --latent-dim 2 --out runs/vae2d
+  hourglass train --resume runs/vae --epochs 40      # continue a run to 40 epochs
+  hourglass evaluate runs/vae
+  hourglass encode runs/vae --input data.npy --output codes.npy
+  hourglass sample runs/vae -n 64 --output samples.png
+"""
+
+
+class CLIError(Exception):
+    """A usage error found after parsing (printed as one line, exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hourglass",
+        description="Train, evaluate and use autoencoders (AE, VAE and the rest of the family).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"hourglass {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    ls = sub.add_parser("list", help="models, presets and data sets, one line each")
+    ls.add_argument("--fields", metavar="MODEL", help="also list MODEL's config fields (for --set)")
+
+    t = sub.add_parser("train", help="train a model and write a run directory",
+                       description="Train MODEL on a data set; writes model.safetensors, config.json, history.csv, "
+                                   "metrics.json and figures into --out.")
+    t.add_argument("model", nargs="?", help="model name (see `hourglass list`); omit with --resume")
+    t.add_argument("--preset", help="named preset for the model (see `hourglass list`)")
+    t.add_argument("--data", default="digits",
+                   help="data set name (digits, mnist, fashion-mnist, kmnist, plane3d) or a .npy/.npz/.csv file "
+                        "(default: digits, embedded)")
+    t.add_argument("--data-dir", help="directory holding the IDX files of mnist-like data sets ($HOURGLASS_DATA)")
+    t.add_argument("--epochs", type=int, help="training epochs (default 20, or the preset's)")
+    t.add_argument("--batch-size", type=int, help="batch size (default 128, or the preset's)")
+    t.add_argument("--latent-dim", type=int, help="code size (default 16, or the preset's)")
+    t.add_argument("--lr", type=float, help="learning rate (default 1e-3, or the preset's)")
+    t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    t.add_argument("--val-fraction", type=float, help="share of training data held out for validation (default 0.1)")
+    t.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
+    t.add_argument("--scaling", default="auto", choices=["auto", "range", "minmax", "standard", "none"],
+                   help="how data are scaled (auto: images to [0,1]; tables minmax for bce, standard for mse)")
+    t.add_argument("--test-fraction", type=float, default=0.2, help="test share for data without a split (0.2)")
+    t.add_argument("--label-column", help="label column of a CSV file (name or index)")
+    t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="any model config field or training option, e.g. --set beta=4 --set hidden=256,64")
+    t.add_argument("--out", help="run directory to write (default: runs/MODEL-DATA)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("evaluate", help="metrics of a run on its test data (or another data set)")
+    e.add_argument("run_dir")
+    e.add_argument("--data", help="evaluate on this data set's test split instead")
+    e.add_argument("--data-dir")
+    e.add_argument("--output", help="also write the metrics to this JSON file")
+
+    for name, helptext in (("encode", "codes of examples, as .npy"), ("reconstruct", "reconstructions of examples")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("run_dir")
+        c.add_argument("--input", help="examples: .npy, .npz, .csv or IDX file (default: the run's test data)")
+        c.add_argument("--output", required=True,
+                       help="output file: .npy" + (" or .png (originals over reconstructions)" if name == "reconstruct" else ""))
+        c.add_argument("--limit", type=int, help="only the first N examples")
+
+    s = sub.add_parser("sample", help="draw new examples from a generative model")
+    s.add_argument("run_dir")
+    s.add_argument("-n", type=int, default=64, help="how many (default 64)")
+    s.add_argument("--class", dest="klass", type=int, help="class to draw (conditional models)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--output", required=True, help="output file: .png (a grid) or .npy")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from .config import ConfigError
+    from .train.trainer import TrainingError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (CLIError, ValueError, ConfigError, TrainingError, FileNotFoundError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"hourglass: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hourglass: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_list(args) -> int:
+    from .config import config_help
+    from .data import list_datasets
+    from .registry import get_model_class, list_models, list_presets
+
+    print("models:")
+    for name in list_models():
+        print(f"  {name:<14} {get_model_class(name).summary}")
+    print("presets (--preset):")
+    for name, p in list_presets().items():
+        print(f"  {name:<14} [{p.model}] {p.description}")
+    print("data sets (--data):")
+    for name, desc in list_datasets().items():
+        print(f"  {name:<14} {desc}")
+    if args.fields:
+        cls = get_model_class(args.fields)
+        print(f"config fields of {args.fields} (--set KEY=VALUE):")
+        for fname, tdesc, default, helptext in config_help(cls.config_cls):
+            print(f"  {fname:<18} {helptext} [{tdesc}; default {default!r}]")
+        from .train.trainer import TrainConfig
+
+        print("training options (--set KEY=VALUE):")
+        for fname, tdesc, default, helptext in config_help(TrainConfig):
+            print(f"  {fname:<18} {helptext} [{tdesc}; default {default!r}]")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .config import parse_set_options
+    from .run import metrics_text, resume, train
+
+    if args.resume:
+        if args.model:
+            raise CLIError("--resume continues the run as it was configured: give no MODEL with it")
+        run = resume(args.resume, epochs=args.epochs, progress=not args.no_progress)
+    else:
+        if not args.model:
+            raise CLIError("train needs a MODEL (see `hourglass list`), or --resume RUN_DIR")
+        options: dict = parse_set_options(args.sets)
+        flags = {"epochs": args.epochs, "batch_size": args.batch_size, "latent_dim": args.latent_dim, "lr": args.lr,
+                 "seed": args.seed, "device": args.device, "val_fraction": args.val_fraction,
+                 "patience": args.patience}
+        for k, v in flags.items():
+            if v is not None:
+                if k in options:
+                    raise CLIError(f"{k} given twice: as --{k.replace('_', '-')} and in --set")
+                options[k] = v
+        options["progress"] = not args.no_progress
+        label_column = args.label_column
+        if label_column is not None and label_column.isdigit():
+            label_column = int(label_column)
+        out = args.out or str(Path("runs") / f"{args.model}-{Path(args.data).stem}")
+        run = train(args.model, args.data, data_dir=args.data_dir, preset=args.preset, out=out,
+                    scaling=args.scaling, test_fraction=args.test_fraction, label_column=label_column,
+                    config_from_strings=True, **options)
+    print(f"{run.model_name}: {metrics_text(run.metrics)}")
+    print(f"run written to {run.path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_data
+    from .evaluate.metrics import evaluate
+    from .run import load
+
+    run = load(args.run_dir)
+    d = run.info["data"]
+    name = args.data or d["name"]
+    data_dir = args.data_dir if args.data else d["data_dir"]
+    bundle = load_data(name, data_dir, test_fraction=d["test_fraction"], label_column=d["label_column"],
+                       seed=run.info["train"]["seed"])
+    x = run.prepare(bundle.x_test)
+    y = bundle.y_test
+    if run.model.conditional and y is None:
+        raise CLIError(f"model {run.model_name!r} is conditional and data set {name!r} has no labels")
+    import torch
+
+    yt = torch.from_numpy(y.astype("int64")) if y is not None else None
+    metrics = {"data": name, "test": evaluate(run.model, x, yt, seed=run.info["train"]["seed"])}
+    text = json.dumps(metrics, indent=2)
+    print(text)
+    if args.output:
+        from .train.checkpoint import write_json
+
+        write_json(args.output, metrics)
+    return 0
+
+
+def _input_examples(run, path: str | None, limit: int | None):
+    from .data import load_data, read_examples
+
+    if path is None:
+        d = run.info["data"]
+        b = load_data(d["name"], d["data_dir"], test_fraction=d["test_fraction"], label_column=d["label_column"],
+                      seed=run.info["train"]["seed"])
+        x, y = b.x_test, b.y_test
+    else:
+        x, y = read_examples(path)
+    if limit is not None:
+        if limit < 1:
+            raise CLIError(f"--limit must be >= 1, got {limit}")
+        x = x[:limit]
+        y = y[:limit] if y is not None else None
+    if not run.model.conditional:
+        y = None
+    return x, y
+
+
+def _check_output(path: str, allowed: tuple[str, ...]) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in allowed:
+        raise CLIError(f"--output {path!r}: use a file ending in {' or '.join(allowed)}")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def cmd_encode(args) -> int:
+    import numpy as np
+
+    from .run import load
+
+    out = _check_output(args.output, (".npy",))
+    run = load(args.run_dir)
+    x, y = _input_examples(run, args.input, args.limit)
+    codes = run.encode(x, y)
+    np.save(out, codes)
+    print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {out}")
+    return 0
+
+
+def cmd_reconstruct(args) -> int:
+    import numpy as np
+
+    from .report.figures import save_rows, save_table_rows
+    from .run import load
+
+    out = _check_output(args.output, (".npy", ".png"))
+    run = load(args.run_dir)
+    x, y = _input_examples(run, args.input, args.limit)
+    recon = run.reconstruct(x, y)
+    if out.suffix.lower() == ".npy":
+        np.save(out, recon)
+    else:
+        scaled = [run.scaler.transform(np.asarray(x).reshape(recon.shape)[:16]), run.scaler.transform(recon[:16])]
+        if run.info["data"]["kind"] == "image":
+            save_rows(out, scaled)
+        else:
+            save_table_rows(out, scaled, ["input (scaled)", "reconstruction"])
+    print(f"wrote {len(recon)} reconstructions to {out}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+    import torch
+
+    from .report.figures import save_grid
+    from .run import load
+
+    out = _check_output(args.output, (".npy", ".png"))
+    if args.n < 1:
+        raise CLIError(f"-n must be >= 1, got {args.n}")
+    run = load(args.run_dir)
+    if not run.model.generative:
+        raise CLIError(f"model {run.model_name!r} is not generative: it has no sample(); try a vae")
+    y = None
+    if args.klass is not None:
+        if not run.model.conditional:
+            raise CLIError(f"--class needs a conditional model; {run.model_name!r} is not")
+        k = int(run.model.config.num_classes)
+        if not 0 <= args.klass < k:
+            raise CLIError(f"--class {args.klass}: classes are 0..{k - 1}")
+        y = np.full(args.n, args.klass)
+    elif run.model.conditional:
+        y = np.arange(args.n) % int(run.model.config.num_classes)
+    torch.manual_seed(args.seed)
+    samples = run.sample(args.n, y)
+    if out.suffix.lower() == ".npy":
+        np.save(out, samples)
+    else:
+        if run.info["data"]["kind"] != "image":
+            raise CLIError("this run's data are not images: write samples to a .npy file")
+        save_grid(out, run.scaler.transform(samples))
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "encode": cmd_encode,
+    "reconstruct": cmd_reconstruct,
+    "sample": cmd_sample,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: metrics on a trained model."""
