@@ -120,10 +120,12 @@ def test_list_names_models_presets_and_datasets(capsys):
 
 
 def test_mnist_sample_end_to_end(mnist10k_dir, tmp_path):
-    out = tmp_path / "conv"
-    assert run_cli("train", "ae", "--preset", "keras-conv", "--data", "mnist", "--data-dir", mnist10k_dir,
-                   "--epochs", 1, "--out", out, "--no-progress") == 0
+    out = tmp_path / "dense"
+    assert run_cli("train", "ae", "--preset", "keras-dense", "--data", "mnist", "--data-dir", mnist10k_dir,
+                   "--epochs", 3, "--out", out, "--no-progress") == 0
     metrics = json.loads((out / "metrics.json").read_text())
+    info = json.loads((out / "config.json").read_text())
+    assert info["data"]["n_train"] == 7200 and info["data"]["n_val"] == 800 and info["config"]["latent_dim"] == 32
     assert metrics["train"]["n"] == 5000 and metrics["test"]["n"] == 2000
-    assert metrics["test"]["recon_bce"] < 0.2  # an untrained net gives ~0.69
+    assert metrics["test"]["recon_bce"] < 0.3  # an untrained net gives ~0.69
     assert (out / "latent.png").is_file()

@@ -1,0 +1,258 @@
+"""Named data sets, and ``load_data`` for names and files alike.
+
+A data set is one function registered with ``@register_dataset(name, description)`` that returns a
+:class:`DataBundle` of raw (unscaled) arrays with a train/test split.
+
+MNIST-format sets look for their four IDX files (``train-images-idx3-ubyte[.gz]``,
+``train-labels-idx1-ubyte[.gz]``, ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``)
+in this order: ``data_dir`` if given (and nowhere else), else ``$HOURGLASS_DATA/<name>/``, then
+``$HOURGLASS_DATA/``, then the cache ``~/.cache/hourglass/<name>/``. Files still missing are
+downloaded into the cache with their MD5 checksums verified, unless ``download=False`` or the
+environment sets ``HOURGLASS_NO_DOWNLOAD=1``; offline, the error says which files to put where.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import DataError
+from .idx import read_image_label_pair
+from .tabular import read_table
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+# name -> (mirror URL, {file: md5 of the .gz}, class names)
+IDX_SOURCES: dict[str, tuple[str, dict[str, str], list[str] | None]] = {
+    "mnist": (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+        None,
+    ),
+    "fashion-mnist": (
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+        ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    ),
+    "kmnist": (
+        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
+        {
+            "train-images-idx3-ubyte.gz": "bdb82020997e1d708af4cf47b453dcf7",
+            "train-labels-idx1-ubyte.gz": "e144d726b3acfaa3e44228e80efcd344",
+            "t10k-images-idx3-ubyte.gz": "5c965bf0a639b31b8f53240b1b52f4d7",
+            "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
+        },
+        ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+    ),
+}
+
+
+@dataclass
+class DataBundle:
+    """Raw (unscaled) train and test arrays of one data set."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    kind: str  # "image" (N, C, H, W) or "tabular" (N, D)
+    value_range: tuple[float, float] | None  # the known native range, if any
+    source: str
+    label_names: list[str] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+Loader = Callable[..., DataBundle]
+_DATASETS: dict[str, tuple[Loader, str]] = {}
+
+
+def register_dataset(name: str, description: str):
+    def deco(fn: Loader) -> Loader:
+        if name in _DATASETS:
+            raise ValueError(f"a data set named {name!r} is already registered")
+        _DATASETS[name] = (fn, description)
+        return fn
+
+    return deco
+
+
+def list_datasets() -> dict[str, str]:
+    return {name: desc for name, (_, desc) in _DATASETS.items()}
+
+
+def load_data(
+    name: str,
+    data_dir: str | Path | None = None,
+    *,
+    test_fraction: float = 0.2,
+    label_column: str | int | None = None,
+    seed: int = 0,
+    download: bool = True,
+) -> DataBundle:
+    """A registered data set by name, or a ``.npy``/``.npz``/``.csv`` file split into train/test."""
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    if name in _DATASETS:
+        return _DATASETS[name][0](data_dir=data_dir, test_fraction=test_fraction, seed=seed, download=download)
+    path = Path(name)
+    if path.suffix.lower() in (".npy", ".npz", ".csv") or path.exists():
+        x, y, names = read_table(path, label_column)
+        return _split_table(str(path), x, y, names, test_fraction, seed, source=str(path.resolve()))
+    raise DataError(f"unknown data set {name!r}: not one of {', '.join(_DATASETS)}, and no such file exists")
+
+
+def _split_table(name, x, y, names, test_fraction, seed, source, kind="tabular", value_range=None) -> DataBundle:
+    from sklearn.model_selection import train_test_split
+
+    n = len(x)
+    n_test = int(round(n * test_fraction))
+    if n_test < 1 or n - n_test < 1:
+        raise DataError(f"{name}: {n} examples are too few to split with test_fraction={test_fraction}")
+    stratify = None
+    if y is not None:
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
+            stratify = y
+    idx_train, idx_test = train_test_split(np.arange(n), test_size=n_test, random_state=seed, stratify=stratify)
+    return DataBundle(
+        name, x[idx_train], y[idx_train] if y is not None else None, x[idx_test],
+        y[idx_test] if y is not None else None, kind, value_range, source, names,
+    )
+
+
+@register_dataset("digits", "scikit-learn's 1,797 handwritten digits, 8x8, values 0..16 (embedded, offline)")
+def _digits(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBundle:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = d.images.astype(np.float32)[:, None]  # (N, 1, 8, 8)
+    return _split_table("digits", x, d.target.astype(np.int64), None, test_fraction, seed,
+                        source="scikit-learn load_digits", kind="image", value_range=(0.0, 16.0))
+
+
+@register_dataset("plane3d", "2,000 synthetic 3-D points near a 2-D plane (stds 3, 1 | 0.1): linear AE = PCA")
+def _plane3d(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBundle:
+    rng = np.random.default_rng(1234)  # the data set itself is fixed; `seed` only moves the split
+    latent = rng.normal(size=(2000, 3)) * np.array([3.0, 1.0, 0.1])
+    rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    x = (latent @ rotation.T + np.array([1.0, -2.0, 0.5])).astype(np.float32)
+    return _split_table("plane3d", x, None, None, test_fraction, seed, source="synthetic (hourglass)")
+
+
+def _idx_loader(name: str) -> Loader:
+    def load(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBundle:
+        folder = find_idx_files(name, data_dir, download)
+        x_tr, y_tr = read_image_label_pair(_file(folder, "train_images"), _file(folder, "train_labels"))
+        x_te, y_te = read_image_label_pair(_file(folder, "test_images"), _file(folder, "test_labels"))
+        if x_tr.shape[1:] != x_te.shape[1:]:
+            raise DataError(f"{folder}: train images are {x_tr.shape[1:]} but test images are {x_te.shape[1:]}")
+        return DataBundle(name, x_tr, y_tr, x_te, y_te, "image", (0.0, 255.0), str(folder), IDX_SOURCES[name][2])
+
+    return load
+
+
+for _name, _desc in (
+    ("mnist", "MNIST handwritten digits, 28x28 (IDX files from --data-dir, or downloaded)"),
+    ("fashion-mnist", "Fashion-MNIST clothing images, 28x28 (IDX files from --data-dir, or downloaded)"),
+    ("kmnist", "Kuzushiji-MNIST cursive Japanese characters, 28x28 (IDX files from --data-dir, or downloaded)"),
+):
+    register_dataset(_name, _desc)(_idx_loader(_name))
+
+
+def _file(folder: Path, key: str) -> Path:
+    base = folder / IDX_FILES[key]
+    gz = base.with_name(base.name + ".gz")
+    return gz if gz.is_file() else base
+
+
+def _has_all(folder: Path) -> bool:
+    return all(_file(folder, k).is_file() for k in IDX_FILES)
+
+
+def cache_dir(name: str) -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hourglass" / name
+
+
+def find_idx_files(name: str, data_dir: str | Path | None, download: bool = True) -> Path:
+    """The folder holding ``name``'s four IDX files, downloading them into the cache if allowed."""
+    wanted = ", ".join(f"{f}[.gz]" for f in IDX_FILES.values())
+    if data_dir is not None:
+        folder = Path(data_dir)
+        if _has_all(folder):
+            return folder
+        raise DataError(f"{name}: {folder} does not hold the IDX files {wanted}")
+    candidates = []
+    env = os.environ.get("HOURGLASS_DATA")
+    if env:
+        candidates += [Path(env) / name, Path(env)]
+    candidates.append(cache_dir(name))
+    for folder in candidates:
+        if _has_all(folder):
+            return folder
+    if not download or os.environ.get("HOURGLASS_NO_DOWNLOAD") == "1":
+        raise DataError(
+            f"{name}: the IDX files are missing; put {wanted} into {cache_dir(name)} "
+            "or a folder given with --data-dir or $HOURGLASS_DATA"
+        )
+    return download_idx(name)
+
+
+def _fetch(url: str, dest: str) -> None:
+    with urllib.request.urlopen(url, timeout=30) as r, open(dest, "wb") as f:
+        while chunk := r.read(1 << 20):
+            f.write(chunk)
+
+
+def download_idx(name: str) -> Path:
+    """Download ``name``'s IDX files into the cache, verifying each file's MD5 before keeping it."""
+    base_url, files, _ = IDX_SOURCES[name]
+    folder = cache_dir(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for fname, md5 in files.items():
+        target = folder / fname
+        if target.is_file():
+            continue
+        fd, tmp = tempfile.mkstemp(prefix=f".{fname}.", dir=folder)
+        os.close(fd)
+        try:
+            try:
+                _fetch(base_url + fname, tmp)
+            except (urllib.error.URLError, TimeoutError, OSError) as e:
+                raise DataError(
+                    f"{name}: cannot download {fname} ({getattr(e, 'reason', e)}); offline, put "
+                    f"{', '.join(files)} into {folder} or a folder given with --data-dir or $HOURGLASS_DATA"
+                ) from None
+            digest = hashlib.md5(Path(tmp).read_bytes()).hexdigest()
+            if digest != md5:
+                raise DataError(f"{name}: {fname} failed its checksum (md5 {digest}, expected {md5}); not kept")
+            os.replace(tmp, target)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return folder
