@@ -129,3 +129,17 @@ def test_mnist_sample_end_to_end(mnist10k_dir, tmp_path):
     assert metrics["train"]["n"] == 5000 and metrics["test"]["n"] == 2000
     assert metrics["test"]["recon_bce"] < 0.3  # an untrained net gives ~0.69
     assert (out / "latent.png").is_file()
+
+
+def test_denoise_and_interpolate(vae_run, tmp_path, capsys):
+    assert run_cli("denoise", vae_run, "--noise", "masking:0.3", "--limit", 8, "--output", tmp_path / "d.png") == 0
+    assert "MSE to the clean data" in capsys.readouterr().out and (tmp_path / "d.png").is_file()
+    assert run_cli("denoise", vae_run, "--output", tmp_path / "d.npy") == 0
+    assert np.load(tmp_path / "d.npy").shape == (16, 1, 8, 8)
+    assert run_cli("interpolate", vae_run, "--from", 3, "--to", 5, "--steps", 7, "--output", tmp_path / "i.npy") == 0
+    strip = np.load(tmp_path / "i.npy")
+    assert strip.shape == (7, 1, 8, 8)
+    assert run_cli("interpolate", vae_run, "--to", 100000, "--output", tmp_path / "i.png") == 2
+    assert "--to 100000" in capsys.readouterr().err
+    assert run_cli("denoise", vae_run, "--noise", "gaussian", "--output", tmp_path / "x.png") == 2
+    assert "noise spec 'gaussian'" in capsys.readouterr().err

@@ -20,6 +20,8 @@ examples:
   hourglass evaluate runs/vae
   hourglass encode runs/vae --input data.npy --output codes.npy
   hourglass sample runs/vae -n 64 --output samples.png
+  hourglass denoise runs/dae --noise gaussian:0.5 --output denoised.png
+  hourglass interpolate runs/vae --from 0 --to 7 --steps 10 --output strip.png
 """
 
 
@@ -51,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="data set name (digits, mnist, fashion-mnist, kmnist, plane3d) or a .npy/.npz/.csv file "
                         "(default: digits, embedded)")
     t.add_argument("--data-dir", help="directory holding the IDX files of mnist-like data sets ($HOURGLASS_DATA)")
-    t.add_argument("--epochs", type=int, help="training epochs (default 20, or the preset's)")
-    t.add_argument("--batch-size", type=int, help="batch size (default 128, or the preset's)")
+    t.add_argument("--epochs", type=int, help="training epochs (default 30, or the preset's)")
+    t.add_argument("--batch-size", type=int, help="batch size (default 64, or the preset's)")
     t.add_argument("--latent-dim", type=int, help="code size (default 16, or the preset's)")
     t.add_argument("--lr", type=float, help="learning rate (default 1e-3, or the preset's)")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -82,6 +84,23 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--output", required=True,
                        help="output file: .npy" + (" or .png (originals over reconstructions)" if name == "reconstruct" else ""))
         c.add_argument("--limit", type=int, help="only the first N examples")
+
+    d = sub.add_parser("denoise", help="corrupt examples, reconstruct them: noisy / denoised / clean rows")
+    d.add_argument("run_dir")
+    d.add_argument("--input", help="clean examples: .npy, .npz, .csv or IDX file (default: the run's test data)")
+    d.add_argument("--noise", default="gaussian:0.5",
+                   help="KIND:LEVEL with KIND gaussian (std), masking or salt_pepper (fraction); default gaussian:0.5")
+    d.add_argument("--limit", type=int, default=16, help="how many examples (default 16)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--output", required=True, help="output file: .png (three rows) or .npy (the denoised examples)")
+
+    it = sub.add_parser("interpolate", help="decode the straight line between the codes of two examples")
+    it.add_argument("run_dir")
+    it.add_argument("--input", help="examples: .npy, .npz, .csv or IDX file (default: the run's test data)")
+    it.add_argument("--from", dest="i", type=int, default=0, help="index of the first example (default 0)")
+    it.add_argument("--to", dest="j", type=int, default=1, help="index of the second example (default 1)")
+    it.add_argument("--steps", type=int, default=10, help="images in the strip, end points included (default 10)")
+    it.add_argument("--output", required=True, help="output file: .png (a strip) or .npy")
 
     s = sub.add_parser("sample", help="draw new examples from a generative model")
     s.add_argument("run_dir")
@@ -235,6 +254,7 @@ def cmd_encode(args) -> int:
 
     out = _check_output(args.output, (".npy",))
     run = load(args.run_dir)
+    _require_encoder(run)
     x, y = _input_examples(run, args.input, args.limit)
     codes = run.encode(x, y)
     np.save(out, codes)
@@ -250,6 +270,7 @@ def cmd_reconstruct(args) -> int:
 
     out = _check_output(args.output, (".npy", ".png"))
     run = load(args.run_dir)
+    _require_encoder(run)
     x, y = _input_examples(run, args.input, args.limit)
     recon = run.reconstruct(x, y)
     if out.suffix.lower() == ".npy":
@@ -299,7 +320,75 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_denoise(args) -> int:
+    import numpy as np
+    import torch
+
+    from .models.dae import corrupt, parse_noise_spec
+    from .report.figures import save_rows
+    from .run import load
+
+    out = _check_output(args.output, (".npy", ".png"))
+    kind, level = parse_noise_spec(args.noise)
+    run = load(args.run_dir)
+    _require_encoder(run)
+    x, y = _input_examples(run, args.input, args.limit)
+    clean = run.prepare(x)
+    # Corrupt in the model's (scaled) space, clipped to [0, 1] when the data live there.
+    in_unit = float(clean.min()) >= 0 and float(clean.max()) <= 1
+    noisy = corrupt(clean, kind, level, torch.Generator().manual_seed(args.seed), clip=(0.0, 1.0) if in_unit else None)
+    yt = torch.as_tensor(np.asarray(y), dtype=torch.long) if y is not None else None
+    with torch.no_grad():
+        denoised = run.model.reconstruct(noisy.to(run.model.device), yt).cpu()
+    if out.suffix.lower() == ".npy":
+        np.save(out, run.scaler.inverse_transform(denoised.numpy()))
+    else:
+        if run.info["data"]["kind"] != "image":
+            raise CLIError("this run's data are not images: write the denoised examples to a .npy file")
+        save_rows(out, [noisy.numpy(), denoised.numpy(), clean.numpy()])
+    mse = float(((denoised - clean) ** 2).mean())
+    print(f"denoised {len(clean)} examples corrupted with {kind}:{level}: MSE to the clean data {mse:.4g}; wrote {out}")
+    return 0
+
+
+def cmd_interpolate(args) -> int:
+    import numpy as np
+
+    from .evaluate.interpolate import interpolate
+    from .report.figures import save_rows
+    from .run import load
+
+    out = _check_output(args.output, (".npy", ".png"))
+    run = load(args.run_dir)
+    _require_encoder(run)
+    x, y = _input_examples(run, args.input, None)
+    for flag, idx in (("--from", args.i), ("--to", args.j)):
+        if not 0 <= idx < len(x):
+            raise CLIError(f"{flag} {idx}: the input has examples 0..{len(x) - 1}")
+    if args.steps < 2:
+        raise CLIError(f"--steps must be >= 2, got {args.steps}")
+    xs = run.prepare(np.asarray(x)[[args.i, args.j]])
+    ya = int(y[args.i]) if y is not None else None
+    yb = int(y[args.j]) if y is not None else None
+    strip = interpolate(run.model, xs[0], xs[1], args.steps, ya, yb).cpu().numpy()
+    if out.suffix.lower() == ".npy":
+        np.save(out, run.scaler.inverse_transform(strip))
+    else:
+        if run.info["data"]["kind"] != "image":
+            raise CLIError("this run's data are not images: write the interpolation to a .npy file")
+        save_rows(out, [strip])
+    print(f"wrote {args.steps} images from example {args.i} to example {args.j} to {out}")
+    return 0
+
+
+def _require_encoder(run) -> None:
+    if not getattr(run.model, "has_encoder", True):
+        raise CLIError(f"model {run.model_name!r} has no encoder: it cannot encode, reconstruct or denoise")
+
+
 COMMANDS = {
+    "denoise": cmd_denoise,
+    "interpolate": cmd_interpolate,
     "list": cmd_list,
     "train": cmd_train,
     "evaluate": cmd_evaluate,

@@ -31,8 +31,8 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class TrainConfig:
-    epochs: int = option(20, "passes over the training data")
-    batch_size: int = option(128, "examples per optimisation step")
+    epochs: int = option(30, "passes over the training data")
+    batch_size: int = option(64, "examples per optimisation step")
     seed: int = option(0, "seed for weights, shuffling and noise")
     device: str = option("auto", "auto (cuda if available), cpu, cuda or cuda:N")
     val_fraction: float = option(0.1, "fraction of the training data held out for validation (0: none)")
