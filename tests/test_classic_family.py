@@ -253,7 +253,9 @@ def test_stacked_freezes_lower_layers_and_checks_epochs():
     with pytest.raises(ValueError, match=r"epochs=5 .*3 layers x pretrain_epochs=2 \+ finetune_epochs=3 = 9"):
         model.check_epochs(5)
     model.check_epochs(9)
-    Trainer(model, TrainConfig(epochs=5, batch_size=4, progress=False)).fit(torch.rand(8, 12))
+    with pytest.raises(ValueError, match=r"epochs=5 is too few"):  # refused before any training
+        Trainer(model, TrainConfig(epochs=5, batch_size=4, progress=False)).fit(torch.rand(8, 12))
+    model.active_phases(4)  # as if early stopping had ended training after 5 epochs
     with pytest.warns(UserWarning, match="after 5 training epochs.*needs 9"):
         model.metrics_batch(torch.rand(2, 12))
 

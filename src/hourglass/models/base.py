@@ -111,6 +111,7 @@ class Autoencoder(nn.Module):
     config_cls: ClassVar[type] = BaseConfig
     generative: ClassVar[bool] = False  # has sample(n)
     conditional: ClassVar[bool] = False  # uses labels y in encode/decode/sample
+    has_encoder: ClassVar[bool] = True  # False for pure generators (GAN): no encode/reconstruct
     summary: ClassVar[str] = ""  # one line for `hourglass list`
 
     def __init__(self, config: BaseConfig):
@@ -152,6 +153,9 @@ class Autoencoder(nn.Module):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": make_optimizer(self.parameters(), self.config)}
+
+    def on_fit_start(self, epochs: int) -> None:
+        """Called by the trainer before training with the total number of epochs (schedules check it)."""
 
     def active_phases(self, epoch: int) -> list[str] | None:
         """Which optimizers train in ``epoch`` (``None``: all of them). Greedy schedules override it."""

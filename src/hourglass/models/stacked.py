@@ -18,10 +18,10 @@ picks which one trains):
    on the reconstruction of the clean input, with its own optimizer.
 
 The schedule is fixed in epochs: epoch e < L * pretrain_epochs trains layer e // pretrain_epochs + 1,
-later epochs fine-tune. The trainer's epoch count is not visible to the model, so the schedule
-cannot be made proportional to it: ``required_epochs`` = L * pretrain_epochs + finetune_epochs is
-the minimum (any epochs beyond it fine-tune further), ``check_epochs(n)`` raises a ValueError with
-the numbers, and evaluating a model whose training stopped short of the schedule warns. The
+later epochs fine-tune. ``required_epochs`` = L * pretrain_epochs + finetune_epochs is the minimum (any epochs beyond it
+fine-tune further): the trainer's ``on_fit_start`` hook checks it before training starts and raises
+a ValueError with the numbers; evaluating a model whose training stopped short (early stopping)
+warns. The
 history's ``phases`` column shows each epoch's phase. Early stopping watches the whole stack's
 validation loss, which is not what pretraining minimises: use ``patience`` = 0 or larger than the
 pretraining.
@@ -170,6 +170,9 @@ class StackedAE(Autoencoder):
         if epoch < self.num_layers * p:
             return f"layer{epoch // p + 1}"  # 1. greedy pretraining, one layer at a time
         return "finetune"  # 2. the whole stack, end to end
+
+    def on_fit_start(self, epochs: int) -> None:
+        self.check_epochs(epochs)  # fail before training, not after a schedule cut short
 
     def active_phases(self, epoch: int) -> list[str]:
         self._last_epoch = epoch  # remembered to warn if evaluated before the schedule is done

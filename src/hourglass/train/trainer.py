@@ -135,6 +135,7 @@ class Trainer:
     ) -> list[dict[str, Any]]:
         """Train until ``config.epochs`` epochs are done (counting any resumed ones) or early stop."""
         cfg, model, dev = self.config, self.model, self.device
+        model.on_fit_start(cfg.epochs)
         if self.state.epoch == 0:
             torch.manual_seed(cfg.seed)
         x = x.to(dev)
