@@ -1,0 +1,194 @@
+"""The conditional VAE, with optional semi-supervised training (Kingma, Rezende, Mohamed & Welling 2014,
+"Semi-Supervised Learning with Deep Generative Models", model M2; Sohn et al. 2015 for the CVAE).
+
+The label y (one-hot) is fed to both networks, q(z|x, y) and p(x|z, y), and the bound is the VAE's
+with everything conditioned on y:
+
+    L(x, y) = -ELBO(x, y) = -E_q log p(x|z, y) + KL(q(z|x, y) || N(0, I))       (a loss, >= -log p(x|y))
+
+so ``sample(n, y)`` draws images of class y: z ~ N(0, I), x = g(z, y).
+
+Semi-supervised (``semi_supervised=True``): labels may be unknown, given as -1. A classifier
+q(y|x) (an MLP, or a small conv net for images) stands in for them. For an unlabelled x the label is
+summed out under q:
+
+    U(x) = sum_y q(y|x) L(x, y) - H(q(y|x)),      H(q) = -sum_y q(y|x) log q(y|x)
+
+and for a labelled (x, y) the classifier also learns directly:  L(x, y) + alpha * (-log q(y|x)).
+Kingma et al. write J^alpha = sum_labelled L + sum_unlabelled U + alpha E_labelled[-log q(y|x)]
+with alpha = 0.1 N (N: the data-set size); dividing by N gives the per-example form used here,
+
+    loss = mean over the batch of (L or U)  +  alpha' * mean over its labelled x of (-log q(y|x)),
+
+with ``alpha`` (alpha') = 0.1 equivalent to the paper's choice. The constant log p(y) = -log K of a
+uniform label prior is left out of both bounds. ``classify(x)`` returns argmax_y q(y|x), and
+evaluation reports the classifier's accuracy (``classifier_accuracy``) on labelled examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..config import ConfigError, option
+from ..registry import register_model
+from .base import Batch
+from .blocks import Encoder, init_weights
+from .vae import VAE, VAEConfig
+
+
+@dataclass
+class CVAEConfig(VAEConfig):
+    num_classes: int = option(0, "number of classes K (set from the data's labels)")
+    semi_supervised: bool = option(False, "labels may be unknown (-1): a classifier q(y|x) sums them out (M2)")
+    classifier_hidden: tuple[int, ...] = option((256,), "hidden widths of the classifier q(y|x) (MLP data)")
+    alpha: float = option(
+        0.1, "weight of the mean -log q(y|x) of labelled examples beside the mean bound (0.1: Kingma's 0.1 N)"
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_classes < 2:
+            raise ConfigError(
+                f"config key 'num_classes': a conditional model needs >= 2 classes, got {self.num_classes}"
+            )
+        if any(h < 1 for h in self.classifier_hidden):
+            raise ConfigError(f"config key 'classifier_hidden': widths must be >= 1, got {self.classifier_hidden}")
+        if self.alpha < 0:
+            raise ConfigError(f"config key 'alpha': must be >= 0, got {self.alpha}")
+
+
+@register_model("cvae")
+class CVAE(VAE):
+    """Conditional VAE: the one-hot label conditions encoder and decoder; M2 semi-supervised option."""
+
+    config_cls = CVAEConfig
+    conditional = True
+    summary = "conditional VAE: label to encoder and decoder, sample(n, y) by class; semi-supervised M2 option"
+
+    def __init__(self, config: CVAEConfig):
+        super().__init__(config)  # VAE.__init__ widens both networks by label_dim
+        if config.semi_supervised:
+            cls_cfg = dataclasses.replace(config, hidden=config.classifier_hidden)
+            self.classifier = Encoder(cls_cfg, config.num_classes)
+            init_weights(self.classifier, config.init)
+
+    @property
+    def label_dim(self) -> int:  # type: ignore[override]
+        return self.config.num_classes
+
+    # -- labels ----------------------------------------------------------------------------------------
+    def _check(self, y: torch.Tensor | None, allow_unknown: bool = False) -> torch.Tensor:
+        if y is None:
+            raise ValueError("cvae is conditional: pass labels y (class indices)")
+        if y.numel():
+            lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync: labels are checked, not trusted
+            if lo < (-1 if allow_unknown else 0) or hi >= self.label_dim:
+                extra = " or -1 (unknown, with semi_supervised=True)" if self.config.semi_supervised else ""
+                raise ValueError(f"labels must be in [0, {self.label_dim}){extra}; got values in [{lo}, {hi}]")
+        return y
+
+    def condition(self, y: torch.Tensor | None) -> torch.Tensor:
+        return F.one_hot(self._check(y).long(), self.label_dim).float()
+
+    def fill_labels(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """y with unknown labels (-1, or y=None) replaced by the classifier's guess (semi-supervised only)."""
+        if not self.config.semi_supervised:
+            return self._check(y)
+        if y is None:
+            return self.classify(x)
+        y = self._check(y, allow_unknown=True)
+        unknown = y < 0
+        return torch.where(unknown, self.classify(x), y) if unknown.any() else y
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return super().encode(x, self.fill_labels(x, y))
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.fill_labels(x, y)
+        return self.decode(self.encode(x, y), y)
+
+    def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """n images of class y (an int, or one label per sample); y=None draws classes from the uniform p(y)."""
+        if y is None:
+            y = torch.randint(0, self.label_dim, (n,), device=self.device)
+        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
+        if y.ndim == 0:
+            y = y.expand(n)
+        if y.shape != (n,):
+            raise ValueError(f"sample(n={n}, y): expected {n} labels, got shape {tuple(y.shape)}")
+        return super().sample(n, y)
+
+    # -- the classifier q(y|x) ---------------------------------------------------------------------------
+    def class_logits(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.config.semi_supervised:
+            raise ValueError("this cvae has no classifier q(y|x); create it with semi_supervised=True")
+        return self.classifier(x)
+
+    @torch.no_grad()
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """argmax_y q(y|x): predicted class indices (N,)."""
+        return self.class_logits(x).argmax(1)
+
+    # -- the bound -----------------------------------------------------------------------------------------
+    def bound(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Per-batch loss terms: L on labelled rows, U on unlabelled ones, alpha * CE on labelled ones."""
+        if not self.config.semi_supervised:
+            recon, kl = self.elbo_terms(x, self._check(y))
+            recon, kl = recon.mean(), kl.mean()
+            return {"loss": recon + self.kl_weight() * kl, "recon": recon, "kl": kl}
+        n, k = x.shape[0], self.label_dim
+        y = torch.full((n,), -1, dtype=torch.long, device=x.device) if y is None else self._check(y, True)
+        known = y >= 0
+        w = self.kl_weight()
+        total = x.new_zeros(())
+        out: dict[str, torch.Tensor] = {}
+        logits = self.class_logits(x)
+        if known.any():
+            recon, kl = self.elbo_terms(x[known], y[known])
+            total = total + (recon + w * kl).sum()
+            # alpha * E_labelled[-log q(y|x)]
+            ce = F.cross_entropy(logits[known], y[known])
+            out["class_ce"] = ce
+            out["class_acc"] = (logits[known].argmax(1) == y[known]).float().mean()
+        else:
+            ce = out["class_ce"] = x.new_zeros(())
+        if (~known).any():
+            xu = x[~known]
+            m = xu.shape[0]
+            # L(x, y) for every class: repeat each unlabelled x once per class, (K, m).
+            xs = xu.unsqueeze(0).expand(k, *xu.shape).reshape(k * m, *xu.shape[1:])
+            ys = torch.arange(k, device=x.device).repeat_interleave(m)
+            recon, kl = self.elbo_terms(xs, ys)
+            per_class = (recon + w * kl).reshape(k, m).t()  # (m, K)
+            log_q = F.log_softmax(logits[~known], 1)
+            q = log_q.exp()
+            # U(x) = sum_y q(y|x) L(x, y) - H(q),  -H = sum_y q log q
+            u = (q * per_class).sum(1) + (q * log_q).sum(1)
+            total = total + u.sum()
+            out["entropy"] = -(q * log_q).sum(1).mean()
+        bound = total / n
+        return {"loss": bound + self.config.alpha * ce, "bound": bound, **out}
+
+    def training_step(self, batch: Batch, phase: str = "model") -> dict[str, torch.Tensor]:
+        x, y = batch
+        return self.bound(x, y)
+
+    @torch.no_grad()
+    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x, y = batch
+        out = self.bound(x, y)
+        if not self.config.semi_supervised:  # the ELBO itself, whatever the KL weight in training
+            out["loss"] = out["recon"] + out["kl"]
+        return out
+
+    @torch.no_grad()
+    def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        filled = self.fill_labels(x, y)
+        out = super().metrics_batch(x, filled)
+        if self.config.semi_supervised and y is not None and bool((y >= 0).all()):
+            out["classifier_accuracy"] = (self.classify(x) == y).float()  # q(y|x)'s test accuracy
+        return out
