@@ -22,6 +22,9 @@ examples:
   hourglass sample runs/vae -n 64 --output samples.png
   hourglass denoise runs/dae --noise gaussian:0.5 --output denoised.png
   hourglass interpolate runs/vae --from 0 --to 7 --steps 10 --output strip.png
+  hourglass train vae --anomaly-class 0 --out runs/vae-no0  # anomaly AUC of the unseen class 0
+  hourglass compare --data digits --latent-dim 2 --methods pca,tsne,ae,vae --out cmp
+  hourglass report runs/vae runs/ae2d --output both.html
 """
 
 
@@ -70,12 +73,35 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="run directory to write (default: runs/MODEL-DATA)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--anomaly-class", type=int, metavar="C",
+                   help="leave class C out of the training data and report its anomaly AUC in metrics.json")
 
     e = sub.add_parser("evaluate", help="metrics of a run on its test data (or another data set)")
     e.add_argument("run_dir")
     e.add_argument("--data", help="evaluate on this data set's test split instead")
     e.add_argument("--data-dir")
     e.add_argument("--output", help="also write the metrics to this JSON file")
+    e.add_argument("--anomaly-class", type=int, metavar="C",
+                   help="ROC-AUC of the anomaly score for class C vs the rest (meaningful for a run trained "
+                        "without C; default: the class the run left out, if any)")
+    e.add_argument("--iwae-samples", type=int, metavar="K", help="importance samples for the NLL (VAE-type models)")
+
+    cm = sub.add_parser("compare", help="PCA, kernel PCA, Isomap, LLE, t-SNE, UMAP and autoencoders side by side",
+                        description="Fit every method on the same scaled, flattened training data; write "
+                                    "comparison.csv, comparison.md and comparison.png into --out.")
+    cm.add_argument("--data", default="digits", help="data set name or file (default: digits)")
+    cm.add_argument("--data-dir")
+    cm.add_argument("--latent-dim", type=int, default=2, help="embedding size (default 2)")
+    cm.add_argument("--methods", default="pca,kernel-pca,isomap,lle,tsne,umap,ae,vae",
+                    help="comma-separated: pca, kernel-pca, isomap, lle, tsne, umap, or any model with an encoder")
+    cm.add_argument("--out", required=True, help="output directory")
+    cm.add_argument("--epochs", type=int, default=30, help="training epochs of the autoencoders (default 30)")
+    cm.add_argument("--max-train", type=int, help="use a random subset of this many training examples")
+    cm.add_argument("--seed", type=int, default=0)
+
+    rp = sub.add_parser("report", help="(re)build report.html of a run, or one page comparing several runs")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    rp.add_argument("--output", help="HTML file (default: RUN_DIR/report.html for one run; required for several)")
 
     for name, helptext in (("encode", "codes of examples, as .npy"), ("reconstruct", "reconstructions of examples")):
         c = sub.add_parser(name, help=helptext)
@@ -163,6 +189,8 @@ def cmd_train(args) -> int:
     from .run import metrics_text, resume, train
 
     if args.resume:
+        if args.anomaly_class is not None:
+            raise CLIError("--anomaly-class is fixed when a run starts: --resume keeps the run's own")
         if args.model:
             raise CLIError("--resume continues the run as it was configured: give no MODEL with it")
         run = resume(args.resume, epochs=args.epochs, progress=not args.no_progress)
@@ -185,7 +213,7 @@ def cmd_train(args) -> int:
         out = args.out or str(Path("runs") / f"{args.model}-{Path(args.data).stem}")
         run = train(args.model, args.data, data_dir=args.data_dir, preset=args.preset, out=out,
                     scaling=args.scaling, test_fraction=args.test_fraction, label_column=label_column,
-                    config_from_strings=True, **options)
+                    config_from_strings=True, exclude_class=args.anomaly_class, **options)
     print(f"{run.model_name}: {metrics_text(run.metrics)}")
     print(f"run written to {run.path}")
     return 0
@@ -209,7 +237,36 @@ def cmd_evaluate(args) -> int:
     import torch
 
     yt = torch.from_numpy(y.astype("int64")) if y is not None else None
-    metrics = {"data": name, "test": evaluate(run.model, x, yt, seed=run.info["train"]["seed"])}
+    seed = run.info["train"]["seed"]
+    if args.iwae_samples is not None:
+        if not hasattr(run.model.config, "iwae_samples"):
+            raise CLIError(f"--iwae-samples: model {run.model_name!r} has no importance-sampled NLL")
+        if args.iwae_samples < 1:
+            raise CLIError(f"--iwae-samples must be >= 1, got {args.iwae_samples}")
+        run.model.config.iwae_samples = args.iwae_samples
+    metrics = {"data": name, "test": evaluate(run.model, x, yt, seed=seed)}
+    from .evaluate.codes import model_code_metrics
+
+    if y is not None and bundle.y_train is not None:
+        x_train = run.prepare(bundle.x_train)
+        y_train = torch.from_numpy(bundle.y_train.astype("int64"))
+        metrics["test"].update(model_code_metrics(run.model, x_train, y_train, x, yt, seed=seed))
+        if name == d["name"] and run.model.generative:
+            from .evaluate.samples import run_sample_metrics
+            from .run import split_and_scale
+
+            p = split_and_scale(bundle, run.scaler, run.info["train"]["val_fraction"], seed, fit=False)
+            metrics["test"].update(run_sample_metrics(run, p, seed=seed))
+    anomaly = args.anomaly_class if args.anomaly_class is not None else d.get("exclude_class")
+    if anomaly is not None:
+        from .evaluate.anomaly import anomaly_report
+
+        _require_encoder(run)
+        if d.get("exclude_class") != anomaly:
+            print(f"hourglass: note: the run was not trained without class {anomaly}: its anomaly AUC says little",
+                  file=sys.stderr)
+        metrics["anomaly"] = anomaly_report(run.model, x, yt, anomaly, seed=seed)
+        metrics["test"]["anomaly_auc"] = metrics["anomaly"]["auc"]
     text = json.dumps(metrics, indent=2)
     print(text)
     if args.output:
@@ -381,6 +438,32 @@ def cmd_interpolate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .evaluate.compare import compare
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    result = compare(args.data, data_dir=args.data_dir, latent_dim=args.latent_dim, methods=methods, out=args.out,
+                     epochs=args.epochs, max_train=args.max_train, seed=args.seed, log=print)
+    print(result.markdown)
+    print(f"wrote comparison.csv, comparison.md and comparison.png to {args.out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report.html import write_comparison_report, write_report
+    from .run import load
+
+    runs = [load(p) for p in args.run_dirs]
+    if len(runs) == 1:
+        out = write_report(runs[0], output=args.output)
+    else:
+        if not args.output:
+            raise CLIError("several runs make one comparison page: give --output FILE.html")
+        out = write_comparison_report(runs, args.output)
+    print(f"wrote {out}")
+    return 0
+
+
 def _require_encoder(run) -> None:
     if not getattr(run.model, "has_encoder", True):
         raise CLIError(f"model {run.model_name!r} has no encoder: it cannot encode, reconstruct or denoise")
@@ -395,6 +478,8 @@ COMMANDS = {
     "encode": cmd_encode,
     "reconstruct": cmd_reconstruct,
     "sample": cmd_sample,
+    "compare": cmd_compare,
+    "report": cmd_report,
 }
 
 if __name__ == "__main__":  # pragma: no cover

@@ -248,6 +248,7 @@ def train(
     label_column: str | int | None = None,
     figures: bool = True,
     config_from_strings: bool = False,
+    exclude_class: int | None = None,
     **options: Any,
 ) -> Run:
     """Train model ``model`` on data set ``data`` (a name from ``list_datasets()`` or a file path).
@@ -256,7 +257,8 @@ def train(
     ``val_fraction``, ``patience``, ``grad_clip``, ``progress``, ...; see ``TrainConfig``) and model
     config fields (``latent_dim``, ``hidden``, ``beta``, ...; see ``hourglass list --fields``).
     A preset supplies defaults for both. With ``out``, the run directory is written as training goes
-    (checkpoint every epoch) and ``hourglass train --resume`` can continue it.
+    (checkpoint every epoch) and ``hourglass train --resume`` can continue it. ``exclude_class`` drops
+    that class from the training data (not the test data) and adds ``anomaly_auc`` to the metrics.
     """
     cls = get_model_class(model)
     model_fields = {f.name for f in dataclasses.fields(cls.config_cls)}
@@ -278,6 +280,7 @@ def train(
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
 
     bundle = load_data(data, data_dir, test_fraction=test_fraction, label_column=label_column, seed=tcfg.seed)
+    bundle = _exclude_class(bundle, exclude_class)
     if cls.conditional and bundle.y_train is None:
         raise DataError(f"model {model!r} is conditional and needs labels; data set {data!r} has none")
     cfg_values = dict(model_opts)
@@ -307,6 +310,7 @@ def train(
             "n_val": int(prepared.x_val.shape[0]) if prepared.x_val is not None else 0,
             "n_test": int(prepared.x_test.shape[0]),
             "scaling": scaler.to_dict(),
+            "exclude_class": exclude_class,
         },
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -338,11 +342,24 @@ def resume(path: str | Path, epochs: int | None = None, progress: bool = True, f
     d = info["data"]
     bundle = load_data(d["name"], d["data_dir"], test_fraction=d["test_fraction"], label_column=d["label_column"],
                        seed=info["train"]["seed"])
+    bundle = _exclude_class(bundle, d.get("exclude_class"))
     prepared = split_and_scale(bundle, run.scaler, tcfg.val_fraction, tcfg.seed, fit=False)
     trainer = Trainer(run.model, tcfg)
     trainer.load_state_dict(ckpt.load_state(path))
     info["train"] = config_to_dict(tcfg)
     return _fit_and_finish(run, trainer, prepared, bundle, path, figures)
+
+
+def _exclude_class(bundle: DataBundle, c: int | None) -> DataBundle:
+    """The bundle without class ``c`` in its training split (for anomaly detection)."""
+    if c is None:
+        return bundle
+    if bundle.y_train is None:
+        raise DataError(f"--anomaly-class {c}: data set {bundle.name!r} has no labels")
+    keep = bundle.y_train != c
+    if keep.all() or not keep.any():
+        raise DataError(f"anomaly class {c}: the training data have {'no' if keep.all() else 'only'} examples of it")
+    return dataclasses.replace(bundle, x_train=bundle.x_train[keep], y_train=bundle.y_train[keep])
 
 
 def _make_scaler(scaling: str, bundle: DataBundle, recon_loss: str) -> Scaler:
@@ -381,12 +398,25 @@ def _fit_and_finish(run: Run, trainer: Trainer, p: Prepared, bundle: DataBundle,
         "train": evaluate(run.model, p.x_train, p.y_train, bs, max_examples=MAX_TRAIN_EVAL, seed=seed),
         "test": evaluate(run.model, p.x_test, p.y_test, bs, seed=seed),
     }
+    from .evaluate.codes import model_code_metrics
+    from .evaluate.samples import run_sample_metrics
+
+    run.metrics["test"].update(model_code_metrics(run.model, p.x_train, p.y_train, p.x_test, p.y_test, seed=seed))
+    run.metrics["test"].update(run_sample_metrics(run, p, seed=seed))
+    d = run.info["data"]
+    if d.get("exclude_class") is not None and run.model.has_encoder:
+        from .evaluate.anomaly import anomaly_report
+
+        run.metrics["anomaly"] = anomaly_report(run.model, p.x_test, p.y_test, d["exclude_class"], bs, seed)
+        run.metrics["test"]["anomaly_auc"] = run.metrics["anomaly"]["auc"]
     if out is not None:
         run.save(out)
         if figures:
+            from .report.html import write_report
             from .report.run_figures import write_run_figures
 
             write_run_figures(run, p)
+            write_report(run, p, fig_dir=out)
     return run
 
 

@@ -1,32 +1,42 @@
-"""The figures every training run writes into its directory."""
+"""The figures every training run writes into its directory (and report.html inlines)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import figures
 
+MANIFOLD_STEPS = 15
+MANIFOLD_SPAN = 2.5  # +-2.5 standard deviations of an N(0, I) prior covers ~99% of each axis
+
 
 @torch.no_grad()
-def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000) -> list[str]:
-    """losses.png; reconstructions.png (test originals over their reconstructions); samples.png for
-    generative models; latent.png (2-D codes of test data coloured by label, or their top-2 PCs)."""
-    out = run.path
+def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_dir=None) -> list[str]:
+    """losses.png; reconstructions.png (test originals over their reconstructions) and latent.png (2-D
+    codes of test data coloured by label, or their top-2 PCs) for models with an encoder;
+    interpolation.png (image data); samples.png for generative models; manifold.png (decoded grid of
+    2-D codes) for non-conditional generative models with a 2-D latent. Written into ``out_dir``
+    (default: the run's directory)."""
+    out = Path(out_dir) if out_dir is not None else run.path
     model = run.model.eval()
     dev = model.device
+    image = run.info["data"]["kind"] == "image"
+    has_encoder = getattr(model, "has_encoder", True)
     written = []
     if run.history:
         written.append(figures.save_loss_curves(out / "losses.png", run.history))
-    x = prepared.x_test[:n_show].to(dev)
-    y = prepared.y_test[:n_show].to(dev) if prepared.y_test is not None else None
-    recon = model.reconstruct(x, y).cpu().numpy()
-    image = run.info["data"]["kind"] == "image"
-    if image:
-        written.append(figures.save_rows(out / "reconstructions.png", [x.cpu().numpy(), recon]))
-    else:
-        written.append(figures.save_table_rows(out / "reconstructions.png", [x.cpu().numpy(), recon],
-                                               ["test data (scaled)", "reconstruction"]))
+    if has_encoder:
+        x = prepared.x_test[:n_show].to(dev)
+        y = prepared.y_test[:n_show].to(dev) if prepared.y_test is not None else None
+        recon = model.reconstruct(x, y).cpu().numpy()
+        if image:
+            written.append(figures.save_rows(out / "reconstructions.png", [x.cpu().numpy(), recon]))
+        else:
+            written.append(figures.save_table_rows(out / "reconstructions.png", [x.cpu().numpy(), recon],
+                                                   ["test data (scaled)", "reconstruction"]))
     if model.generative:
         n = 64
         ys = None
@@ -41,13 +51,60 @@ def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000) -> lis
         else:
             written.append(figures.save_latent_map(out / "samples.png", samples.reshape(n, -1)[:, :3], None,
                                                    "samples (first features)"))
-    xm = prepared.x_test[:n_map]
-    ym = prepared.y_test[:n_map] if prepared.y_test is not None else None
-    codes = torch.cat([model.encode(xm[i:i + 1024].to(dev), ym[i:i + 1024].to(dev) if ym is not None else None).cpu()
-                       for i in range(0, len(xm), 1024)]).numpy()
-    labels = ym.numpy() if ym is not None else None
-    written.append(figures.save_latent_map(out / "latent.png", codes, labels,
-                                           f"{run.model_name}: test codes ({codes.shape[1]}-D)"))
+        if image and model.latent_dim == 2 and not model.conditional:
+            written.append(figures.save_grid(out / "manifold.png", manifold_grid(model), nrow=MANIFOLD_STEPS,
+                                             min_size=480))
+    if has_encoder:
+        xm = prepared.x_test[:n_map]
+        ym = prepared.y_test[:n_map] if prepared.y_test is not None else None
+        codes = torch.cat([model.encode(xm[i:i + 1024].to(dev), ym[i:i + 1024].to(dev) if ym is not None else None)
+                           .cpu() for i in range(0, len(xm), 1024)]).numpy()
+        labels = ym.numpy() if ym is not None else None
+        written.append(figures.save_latent_map(out / "latent.png", codes, labels,
+                                               f"{run.model_name}: test codes ({codes.shape[1]}-D)"))
+        if image and len(prepared.x_test) >= 2:
+            strip = interpolation_rows(model, prepared.x_test, prepared.y_test)
+            written.append(figures.save_rows(out / "interpolation.png", strip))
     return [str(p) for p in written]
 
 
+@torch.no_grad()
+def manifold_grid(model, steps: int = MANIFOLD_STEPS, span: float = MANIFOLD_SPAN) -> np.ndarray:
+    """Decoded images of a ``steps x steps`` grid of 2-D codes over ``[-span, span]^2`` (row = z[1] from top)."""
+    t = torch.linspace(-span, span, steps)
+    z1, z0 = torch.meshgrid(t.flip(0), t, indexing="ij")  # z[1] decreases downwards, as on a plot
+    z = torch.stack([z0.reshape(-1), z1.reshape(-1)], 1).to(model.device)
+    return model.decode(z).cpu().numpy()
+
+
+@torch.no_grad()
+def interpolation_rows(model, x: torch.Tensor, y: torch.Tensor | None, pairs: int = 3, steps: int = 10) -> list:
+    """Up to ``pairs`` interpolation strips between test examples (of different classes when labelled)."""
+    from ..evaluate.interpolate import interpolate
+
+    idx = _pair_indices(y, len(x), pairs)
+    rows = []
+    for i, j in idx:
+        ya = int(y[i]) if (y is not None and model.conditional) else None
+        yb = int(y[j]) if (y is not None and model.conditional) else None
+        rows.append(interpolate(model, x[i], x[j], steps, ya, yb).cpu().numpy())
+    return rows
+
+
+def _pair_indices(y, n: int, pairs: int) -> list[tuple[int, int]]:
+    if y is None:
+        return [(2 * p, 2 * p + 1) for p in range(min(pairs, n // 2))]
+    y = np.asarray(y)
+    out = []
+    used = set()
+    for i in range(n):
+        if len(out) == pairs:
+            break
+        if i in used:
+            continue
+        for j in range(i + 1, n):
+            if j not in used and y[j] != y[i]:
+                out.append((i, j))
+                used.update((i, j))
+                break
+    return out or [(0, 1)]

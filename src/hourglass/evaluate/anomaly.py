@@ -1,0 +1,69 @@
+"""Anomaly detection with an autoencoder: a class the model never saw should reconstruct badly.
+
+Train without class C (``hourglass train MODEL --anomaly-class C`` drops C from the training data),
+then score every test example by how poorly the model explains it:
+
+* VAE-type models (their ``metrics_batch`` reports ``neg_elbo``): the negative ELBO, an upper bound
+  on -log p(x) in nats;
+* every other model with an encoder: the reconstruction error, in the model's own likelihood
+  (mean per-value BCE for ``recon_loss="bce"``, MSE for ``"mse"``).
+
+``anomaly_auc`` is the ROC-AUC of that score for telling class C (positive) from the rest: 0.5 is
+chance, 1 a perfect detector. It is only meaningful for a model trained without class C.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def anomaly_scores(model, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024,
+                   seed: int = 0) -> tuple[np.ndarray, str]:
+    """Per-example anomaly score (higher = more anomalous) and the name of the quantity used."""
+    if not getattr(model, "has_encoder", True):
+        raise ValueError(f"model {model.name!r} has no encoder: it cannot score examples by reconstruction")
+    model.eval()
+    dev = model.device
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)  # the ELBO is a sampled estimate: make it repeatable
+    parts, key = [], None
+    try:
+        for s in range(0, len(x), batch_size):
+            yb = y[s : s + batch_size].to(dev) if (y is not None and model.conditional) else None
+            m = model.metrics_batch(x[s : s + batch_size].to(dev), yb)
+            if key is None:
+                key = "neg_elbo" if "neg_elbo" in m else ("recon_bce" if model.config.recon_loss == "bce"
+                                                          else "recon_mse")
+            parts.append(m[key].double().cpu())
+    finally:
+        torch.set_rng_state(state)
+    if key is None:
+        raise ValueError("no examples to score")
+    return torch.cat(parts).numpy(), key
+
+
+def anomaly_auc(model, x: torch.Tensor, y, anomaly_class: int, batch_size: int = 1024, seed: int = 0) -> float:
+    """ROC-AUC of the anomaly score for telling class ``anomaly_class`` from the other classes."""
+    return anomaly_report(model, x, y, anomaly_class, batch_size, seed)["auc"]
+
+
+def anomaly_report(model, x: torch.Tensor, y, anomaly_class: int, batch_size: int = 1024,
+                   seed: int = 0) -> dict:
+    """``{"class", "score", "auc", "n_anomalies", "n"}`` for the examples ``x`` with labels ``y``."""
+    from sklearn.metrics import roc_auc_score
+
+    if y is None:
+        raise ValueError("anomaly detection needs labels to know which examples are of the anomaly class")
+    yt = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y), dtype=torch.long)
+    positive = (yt == int(anomaly_class)).numpy()
+    if not positive.any():
+        present = sorted(int(v) for v in torch.unique(yt))
+        raise ValueError(f"anomaly class {anomaly_class} does not occur in the data (classes: {present})")
+    if positive.all():
+        raise ValueError(f"every example is of class {anomaly_class}: there is nothing to tell it from")
+    # A conditional model is given the true labels, as in its other metrics.
+    scores, key = anomaly_scores(model, x, yt, batch_size, seed)
+    return {"class": int(anomaly_class), "score": key, "auc": float(roc_auc_score(positive, scores)),
+            "n_anomalies": int(positive.sum()), "n": int(len(positive))}

@@ -1,0 +1,288 @@
+"""Autoencoders against the classical embeddings, on the same data, scored the same way.
+
+``compare()`` (``hourglass compare``) fits every method on the same scaled, flattened training data
+(images to [0, 1] by their known range, tables min-max scaled; an optional seeded subset of
+``max_train`` examples) and embeds the test data in ``latent_dim`` dimensions:
+
+* ``pca`` (inverse: ``inverse_transform``), ``kernel-pca`` (RBF kernel, with a learned pre-image map,
+  ``fit_inverse_transform=True``), ``isomap`` and ``lle`` (10 neighbours) from scikit-learn;
+* ``tsne``: t-SNE learns positions for the training points only and cannot embed new ones, so its
+  scores are computed on its training embedding (an 80/20 split of it plays train/test for the kNN
+  and the probe; column ``evaluated_on``);
+* ``umap`` (umap-learn, optional: skipped with a note when it is not installed);
+* any registered model with an encoder (``ae``, ``vae``, ``dae``, ...), trained by the generic trainer
+  on exactly these examples; codes from ``encode`` (the posterior mean for VAEs), reconstructions
+  from the decoder. Conditional models are refused: their codes are computed with the label.
+
+Each row: fit seconds, reconstruction MSE on the test data (scaled units) where the method can map
+codes back to data, and ``code_metrics`` (kNN and probe accuracy, trustworthiness, continuity, k-means
+NMI and cluster accuracy). Results go to ``comparison.csv``, ``comparison.md`` and ``comparison.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .codes import code_metrics
+
+CLASSICAL = ("pca", "kernel-pca", "isomap", "lle", "tsne", "umap")
+DEFAULT_METHODS = ("pca", "kernel-pca", "isomap", "lle", "tsne", "umap", "ae", "vae")
+COLUMNS = ["method", "fit_seconds", "recon_mse", "knn_acc", "probe_acc", "trustworthiness", "continuity",
+           "kmeans_nmi", "kmeans_acc", "evaluated_on"]
+HEADERS = {"method": "method", "fit_seconds": "fit s", "recon_mse": "recon MSE", "knn_acc": "kNN acc",
+           "probe_acc": "probe acc", "trustworthiness": "trustworthiness", "continuity": "continuity",
+           "kmeans_nmi": "NMI", "kmeans_acc": "cluster acc", "evaluated_on": "evaluated on"}
+NEIGHBOURS = 10  # Isomap / LLE graph
+
+
+@dataclass
+class Comparison:
+    rows: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+    embeddings: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    markdown: str = ""
+    files: list[Path] = field(default_factory=list)
+
+
+def check_methods(methods) -> list[str]:
+    from ..registry import get_model_class, list_models
+
+    methods = list(methods)
+    if not methods:
+        raise ValueError("no methods given")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"method listed twice in {','.join(methods)}")
+    for m in methods:
+        if m in CLASSICAL:
+            continue
+        if m not in list_models():
+            raise ValueError(f"unknown method {m!r}: choose from {', '.join(CLASSICAL)} or a model with an encoder "
+                             f"({', '.join(list_models())})")
+        cls = get_model_class(m)
+        if not getattr(cls, "has_encoder", True):
+            raise ValueError(f"method {m!r}: the model has no encoder, so it gives no embedding")
+        if cls.conditional:
+            raise ValueError(f"method {m!r}: a conditional model encodes with the label; its codes are not comparable")
+    return methods
+
+
+def compare(data: str = "digits", *, data_dir: str | None = None, latent_dim: int = 2, methods=DEFAULT_METHODS,
+            out: str | Path | None = None, epochs: int = 30, max_train: int | None = None, seed: int = 0,
+            test_fraction: float = 0.2, log: Callable[[str], None] | None = None) -> Comparison:
+    """Fit ``methods`` on data set ``data`` and score their ``latent_dim``-D embeddings (see module doc)."""
+    from ..data import load_data
+    from ..data.scaling import default_scaling
+
+    methods = check_methods(methods)
+    if latent_dim < 1:
+        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    bundle = load_data(data, data_dir, test_fraction=test_fraction, seed=seed)
+    x_tr, y_tr = bundle.x_train, bundle.y_train
+    if max_train is not None:
+        if max_train < 20:
+            raise ValueError(f"max_train must be >= 20, got {max_train}")
+        if max_train < len(x_tr):
+            idx = np.sort(np.random.default_rng(seed).choice(len(x_tr), max_train, replace=False))
+            x_tr, y_tr = x_tr[idx], (y_tr[idx] if y_tr is not None else None)
+    scaler = default_scaling(bundle, "bce").fit(x_tr)
+    xs_tr = np.asarray(scaler.transform(x_tr), dtype=np.float32)
+    xs_te = np.asarray(scaler.transform(bundle.x_test), dtype=np.float32)
+    f_tr, f_te = xs_tr.reshape(len(xs_tr), -1), xs_te.reshape(len(xs_te), -1)
+    y_te = bundle.y_test
+    log = log or (lambda s: None)
+    result = Comparison(rows=[])
+    for m in methods:
+        log(f"{m}: fitting on {len(f_tr)} examples of {f_tr.shape[1]} values ...")
+        try:
+            fitted = _fit_method(m, f_tr, xs_tr, y_tr, f_te, xs_te, latent_dim, epochs, seed)
+        except ImportError as e:
+            result.notes.append(f"{m} skipped: {e}")
+            log(f"{m}: skipped ({e})")
+            continue
+        row: dict[str, Any] = {"method": m, "fit_seconds": round(fitted["seconds"], 2),
+                               "recon_mse": fitted.get("recon_mse")}
+        if fitted["z_test"] is None:  # t-SNE: metrics on its own training embedding
+            z = fitted["z_train"]
+            rng = np.random.default_rng(seed)
+            perm = rng.permutation(len(z))
+            cut = int(round(0.8 * len(z)))
+            a, b = perm[:cut], perm[cut:]
+            row["evaluated_on"] = "train (80/20 split)"
+            if y_tr is not None:
+                row.update(code_metrics(z[a], y_tr[a], z[b], y_tr[b], f_tr[b], seed=seed))
+            result.embeddings[m] = (z, y_tr)
+        else:
+            row["evaluated_on"] = "test"
+            if y_tr is not None and y_te is not None:
+                row.update(code_metrics(fitted["z_train"], y_tr, fitted["z_test"], y_te, f_te, seed=seed))
+            result.embeddings[m] = (fitted["z_test"], y_te)
+        result.rows.append(row)
+        log(f"{m}: {row['fit_seconds']} s, kNN acc {row.get('knn_acc', float('nan')):.3f}")
+    if "tsne" in methods:
+        result.notes.append("t-SNE cannot embed new points: it is fitted on the training data and its scores "
+                            "are computed on that embedding (kNN and probe: an 80/20 split of it).")
+    result.notes.append(f"data {bundle.name}: {len(f_tr)} training, {len(f_te)} test examples, "
+                        f"{f_tr.shape[1]} values each, scaled ({scaler.kind}); latent dim {latent_dim}; "
+                        f"autoencoders trained {epochs} epochs; recon MSE in scaled units on the test data; "
+                        "'-': the method has no inverse map.")
+    result.markdown = to_markdown(result.rows, result.notes)
+    if out is not None:
+        result.files = write_comparison(result, Path(out))
+    return result
+
+
+def _fit_method(m, f_tr, xs_tr, y_tr, f_te, xs_te, d, epochs, seed) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    res: dict[str, Any] = {}
+    if m == "pca":
+        from sklearn.decomposition import PCA
+
+        est = PCA(n_components=d, random_state=seed).fit(f_tr)
+        res["seconds"] = time.perf_counter() - t0
+        res["z_train"], res["z_test"] = est.transform(f_tr), est.transform(f_te)
+        res["recon_mse"] = float(((est.inverse_transform(res["z_test"]) - f_te) ** 2).mean())
+    elif m == "kernel-pca":
+        from sklearn.decomposition import KernelPCA
+
+        est = KernelPCA(n_components=d, kernel="rbf", fit_inverse_transform=True, random_state=seed).fit(f_tr)
+        res["seconds"] = time.perf_counter() - t0
+        res["z_train"], res["z_test"] = est.transform(f_tr), est.transform(f_te)
+        res["recon_mse"] = float(((est.inverse_transform(res["z_test"]) - f_te) ** 2).mean())
+    elif m in ("isomap", "lle"):
+        from sklearn.manifold import Isomap, LocallyLinearEmbedding
+
+        if m == "isomap":
+            est = Isomap(n_neighbors=NEIGHBOURS, n_components=d)
+        else:
+            est = LocallyLinearEmbedding(n_neighbors=NEIGHBOURS, n_components=d, random_state=seed,
+                                         eigen_solver="dense" if len(f_tr) <= 3000 else "auto")
+        z_train = est.fit_transform(f_tr)
+        res["seconds"] = time.perf_counter() - t0
+        res["z_train"], res["z_test"] = z_train, est.transform(f_te)
+    elif m == "tsne":
+        from sklearn.manifold import TSNE
+
+        est = TSNE(n_components=d, init="pca", random_state=seed, perplexity=min(30.0, (len(f_tr) - 1) / 3),
+                   method="barnes_hut" if d < 4 else "exact")
+        res["z_train"] = est.fit_transform(f_tr)
+        res["seconds"] = time.perf_counter() - t0
+        res["z_test"] = None
+    elif m == "umap":
+        try:
+            import umap  # noqa: F401
+        except ImportError:
+            raise ImportError("umap-learn is not installed (pip install 'hourglass-ae[umap]')") from None
+        est = umap.UMAP(n_components=d, random_state=seed).fit(f_tr)
+        res["seconds"] = time.perf_counter() - t0
+        res["z_train"], res["z_test"] = est.embedding_, est.transform(f_te)
+        if hasattr(est, "inverse_transform") and d == 2:
+            try:
+                res["recon_mse"] = float(((est.inverse_transform(res["z_test"]) - f_te) ** 2).mean())
+            except Exception:  # noqa: BLE001 - UMAP's inverse map is optional and fragile
+                pass
+    else:
+        res.update(_fit_autoencoder(m, xs_tr, y_tr, xs_te, d, epochs, seed))
+        res["seconds"] = time.perf_counter() - t0 - res.pop("eval_seconds")
+    return res
+
+
+def _fit_autoencoder(name, xs_tr, y_tr, xs_te, d, epochs, seed) -> dict[str, Any]:
+    from ..config import build_config
+    from ..registry import create
+    from ..train.trainer import Trainer, TrainConfig
+    from .codes import encode_all
+
+    torch.manual_seed(seed)
+    model = create(name, input_shape=tuple(xs_tr.shape[1:]), latent_dim=d)
+    tcfg = build_config(TrainConfig, {"epochs": epochs, "seed": seed, "progress": False, "val_fraction": 0.0})
+    x_tr = torch.from_numpy(xs_tr)
+    x_te = torch.from_numpy(xs_te)
+    yt = torch.from_numpy(np.asarray(y_tr, dtype=np.int64)) if y_tr is not None else None
+    Trainer(model, tcfg).fit(x_tr, yt)
+    t0 = time.perf_counter()
+    model.eval()
+    with torch.no_grad():
+        z_tr = encode_all(model, x_tr)
+        z_te = encode_all(model, x_te)
+        dev = model.device
+        recon = torch.cat([model.reconstruct(x_te[s : s + 1024].to(dev)).cpu() for s in range(0, len(x_te), 1024)])
+    mse = float(((recon - x_te) ** 2).mean())
+    return {"z_train": z_tr, "z_test": z_te, "recon_mse": mse, "eval_seconds": time.perf_counter() - t0}
+
+
+def _cell(v: Any, col: str = "") -> str:
+    if col == "fit_seconds" and isinstance(v, (int, float)):
+        return f"{v:.2f}"
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+def to_markdown(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    lines = ["| " + " | ".join(HEADERS[c] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(c), c) for c in COLUMNS) + " |")
+    if notes:
+        lines.append("")
+        lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison(result: Comparison, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path, png_path = out / "comparison.csv", out / "comparison.md", out / "comparison.png"
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for r in result.rows:
+            w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in COLUMNS})
+    md_path.write_text("# Embeddings compared\n\n" + result.markdown)
+    plot_embeddings(png_path, result)
+    return [csv_path, md_path, png_path]
+
+
+def plot_embeddings(path: Path, result: Comparison) -> Path:
+    """One scatter panel per method (top-2 PCs of wider embeddings), coloured by label."""
+    from ..report import figures  # noqa: F401  (selects the Agg backend)
+    import matplotlib.pyplot as plt
+
+    names = [r["method"] for r in result.rows]
+    n = max(1, len(names))
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
+    knn = {r["method"]: r.get("knn_acc") for r in result.rows}
+    for ax, name in zip(axes.flat, names):
+        z, y = result.embeddings[name]
+        z = np.asarray(z, dtype=np.float64)
+        if z.shape[1] > 2:
+            zc = z - z.mean(0)
+            z = zc @ np.linalg.svd(zc, full_matrices=False)[2][:2].T
+        elif z.shape[1] == 1:
+            z = np.column_stack([z[:, 0], np.zeros(len(z))])
+        ax.scatter(z[:, 0], z[:, 1], c=y if y is not None else None, cmap="tab10", s=4, alpha=0.8)
+        where = {r["method"]: r.get("evaluated_on") for r in result.rows}[name]
+        title = name + (" (training embedding)" if where != "test" else "")
+        title += f"\nkNN acc {knn[name]:.3f}" if knn.get(name) is not None else ""
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
