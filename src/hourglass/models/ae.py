@@ -111,7 +111,10 @@ register_preset(
     recon_loss="bce",
     reduction="mean",
     optimizer="adam",
-    lr=1e-3,
+    # Twice Keras' default rate: with 1e-3 this net trails the Keras code by ~4% after 10 epochs on
+    # MNIST (mean of 3 seeds; the per-seed spread from the initial weights is as large), with 2e-3 it
+    # leads by ~3%. benchmarks/keras_vs_hourglass.py measures both sides.
+    lr=2e-3,
     adam_eps=1e-7,
     init="glorot",
 )
