@@ -7,8 +7,6 @@ import re
 import shlex
 from pathlib import Path
 
-import pytest
-
 from hourglass.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"

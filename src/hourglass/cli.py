@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--anomaly-class", type=int, metavar="C",
                    help="leave class C out of the training data and report its anomaly AUC in metrics.json")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="log losses and image grids to RUN_DIR/tensorboard each epoch (needs the tensorboard extra)")
 
     e = sub.add_parser("evaluate", help="metrics of a run on its test data (or another data set)")
     e.add_argument("run_dir")
@@ -193,7 +195,7 @@ def cmd_train(args) -> int:
             raise CLIError("--anomaly-class is fixed when a run starts: --resume keeps the run's own")
         if args.model:
             raise CLIError("--resume continues the run as it was configured: give no MODEL with it")
-        run = resume(args.resume, epochs=args.epochs, progress=not args.no_progress)
+        run = resume(args.resume, epochs=args.epochs, progress=not args.no_progress, tensorboard=args.tensorboard)
     else:
         if not args.model:
             raise CLIError("train needs a MODEL (see `hourglass list`), or --resume RUN_DIR")
@@ -213,7 +215,8 @@ def cmd_train(args) -> int:
         out = args.out or str(Path("runs") / f"{args.model}-{Path(args.data).stem}")
         run = train(args.model, args.data, data_dir=args.data_dir, preset=args.preset, out=out,
                     scaling=args.scaling, test_fraction=args.test_fraction, label_column=label_column,
-                    config_from_strings=True, exclude_class=args.anomaly_class, **options)
+                    config_from_strings=True, exclude_class=args.anomaly_class, tensorboard=args.tensorboard,
+                    **options)
     print(f"{run.model_name}: {metrics_text(run.metrics)}")
     print(f"run written to {run.path}")
     return 0

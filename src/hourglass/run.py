@@ -249,6 +249,7 @@ def train(
     figures: bool = True,
     config_from_strings: bool = False,
     exclude_class: int | None = None,
+    tensorboard: bool = False,
     **options: Any,
 ) -> Run:
     """Train model ``model`` on data set ``data`` (a name from ``list_datasets()`` or a file path).
@@ -259,6 +260,8 @@ def train(
     A preset supplies defaults for both. With ``out``, the run directory is written as training goes
     (checkpoint every epoch) and ``hourglass train --resume`` can continue it. ``exclude_class`` drops
     that class from the training data (not the test data) and adds ``anomaly_auc`` to the metrics.
+    ``tensorboard`` logs losses and image grids to ``out/tensorboard`` as training goes (needs ``out``
+    and the tensorboard package).
     """
     cls = get_model_class(model)
     model_fields = {f.name for f in dataclasses.fields(cls.config_cls)}
@@ -270,6 +273,8 @@ def train(
         )
     if "input_shape" in options:
         raise ConfigError("option 'input_shape' is set from the data; it cannot be given")
+    if tensorboard:
+        _check_tensorboard(out)
     train_opts = {k: v for k, v in options.items() if k in TRAIN_FIELDS}
     model_opts = {k: v for k, v in options.items() if k not in TRAIN_FIELDS}
     preset_train = get_preset(preset).train if preset else {}
@@ -324,12 +329,15 @@ def train(
         if (out / "config.json").exists():
             raise ValueError(f"{out} already holds a run; choose another --out or continue it with --resume {out}")
         ckpt.write_json(out / "config.json", info)
-    return _fit_and_finish(run, trainer, prepared, bundle, out, figures)
+    return _fit_and_finish(run, trainer, prepared, bundle, out, figures, tensorboard)
 
 
-def resume(path: str | Path, epochs: int | None = None, progress: bool = True, figures: bool = True) -> Run:
+def resume(path: str | Path, epochs: int | None = None, progress: bool = True, figures: bool = True,
+           tensorboard: bool = False) -> Run:
     """Continue the run in ``path`` from its last completed epoch (to ``epochs`` in all, if given)."""
     path = Path(path)
+    if tensorboard:
+        _check_tensorboard(path)
     run = load(path)
     info = run.info
     if not (path / "trainer_state.json").is_file():
@@ -347,7 +355,16 @@ def resume(path: str | Path, epochs: int | None = None, progress: bool = True, f
     trainer = Trainer(run.model, tcfg)
     trainer.load_state_dict(ckpt.load_state(path))
     info["train"] = config_to_dict(tcfg)
-    return _fit_and_finish(run, trainer, prepared, bundle, path, figures)
+    return _fit_and_finish(run, trainer, prepared, bundle, path, figures, tensorboard)
+
+
+def _check_tensorboard(out: str | Path | None) -> None:
+    """Before anything is written: TensorBoard logging needs a run directory and the package."""
+    if out is None:
+        raise ValueError("tensorboard=True needs a run directory to log into (out=...)")
+    from .report.tensorboard import summary_writer_class
+
+    summary_writer_class()
 
 
 def _exclude_class(bundle: DataBundle, c: int | None) -> DataBundle:
@@ -375,17 +392,30 @@ def _make_scaler(scaling: str, bundle: DataBundle, recon_loss: str) -> Scaler:
 
 
 def _fit_and_finish(run: Run, trainer: Trainer, p: Prepared, bundle: DataBundle, out: Path | None,
-                    figures: bool) -> Run:
+                    figures: bool, tensorboard: bool = False) -> Run:
+    tb = None
+    if tensorboard and out is not None:
+        from .report.tensorboard import TensorBoardLogger
+
+        tb = TensorBoardLogger(out / "tensorboard", run, p)
+
     def on_epoch_end(t: Trainer) -> None:
         if out is not None:
             # Weights first, then the state that says which epoch they belong to.
             ckpt.save_tensors(out / "model.safetensors", run.model.state_dict())
             ckpt.save_state(out, t.state_dict())
             write_history(out / "history.csv", t.state.history)
+        if tb is not None:
+            tb.log_epoch(t.state.history[-1])
 
     already = sum(rec.get("seconds", 0.0) for rec in trainer.state.history)
     t0 = time.perf_counter()
-    history = trainer.fit(p.x_train, p.y_train, p.x_val, p.y_val, on_epoch_end=on_epoch_end)
+    try:
+        history = trainer.fit(p.x_train, p.y_train, p.x_val, p.y_val, on_epoch_end=on_epoch_end)
+    except BaseException:
+        if tb is not None:
+            tb.close()
+        raise
     fit_seconds = time.perf_counter() - t0
     run.history = history
     bs = trainer.config.eval_batch_size
@@ -409,6 +439,9 @@ def _fit_and_finish(run: Run, trainer: Trainer, p: Prepared, bundle: DataBundle,
 
         run.metrics["anomaly"] = anomaly_report(run.model, p.x_test, p.y_test, d["exclude_class"], bs, seed)
         run.metrics["test"]["anomaly_auc"] = run.metrics["anomaly"]["auc"]
+    if tb is not None:
+        tb.log_metrics(run.metrics, trainer.state.epoch)
+        tb.close()
     if out is not None:
         run.save(out)
         if figures:
