@@ -276,8 +276,13 @@ def _keras_fit_eval(keras, model, x_train, x_test, epochs, batch_size, validatio
     )
     fit_seconds = time.perf_counter() - t0
     test_loss = float(model.evaluate(x_test, x_test, batch_size=batch_size, verbose=0))
+    return _fit_result(model, hist, timer, fit_seconds, batch_size, test_loss=test_loss)
+
+
+def _fit_result(model, hist, timer, fit_seconds, batch_size, **test) -> dict[str, Any]:
+    """What every Keras fit reports: the test numbers, the timings, the size and the history."""
     return {
-        "test_loss": test_loss,
+        **test,
         "fit_seconds": fit_seconds,
         "val_seconds": timer.val_seconds,
         "train_seconds": fit_seconds - timer.val_seconds,
@@ -384,18 +389,8 @@ def keras_vae(keras, x_train, x_test, epochs, validation, seed):
     hist = vae.fit(x_train, epochs=epochs, batch_size=batch_size, shuffle=True, callbacks=[timer], verbose=0)
     fit_seconds = time.perf_counter() - t0
     ev = vae.evaluate(x_test, batch_size=batch_size, verbose=0, return_dict=True)
-    return {
-        "test_loss": float(ev["loss"]),
-        "test_reconstruction": float(ev["reconstruction_loss"]),
-        "test_kl": float(ev["kl_loss"]),
-        "fit_seconds": fit_seconds,
-        "val_seconds": timer.val_seconds,
-        "train_seconds": fit_seconds - timer.val_seconds,
-        "epoch_seconds": timer.epoch_seconds,
-        "batch_size": batch_size,
-        "params": int(vae.count_params()),
-        "history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
-    }
+    return _fit_result(vae, hist, timer, fit_seconds, batch_size, test_loss=float(ev["loss"]),
+                       test_reconstruction=float(ev["reconstruction_loss"]), test_kl=float(ev["kl_loss"]))
 
 
 def run_keras(keras, name, data: Mnist, epochs, seed, validation):
