@@ -273,6 +273,29 @@ def test_through_run_train():
     assert dae["denoise_bce"] > 0 and cae["jacobian_frobenius"] > 0
 
 
+@pytest.mark.parametrize("model, stem, caption", [
+    ("dae", "denoising", "denoised by the model"),
+    ("sparse", "code_histogram", "a sparse code piles up at zero"),
+])
+def test_runs_draw_the_figure_that_shows_the_models_point(tmp_path, model, stem, caption):
+    from hourglass.run import train
+
+    out = tmp_path / model
+    train(model, "digits", out=out, epochs=1, progress=False, hidden=(16,), latent_dim=4)
+    png = out / f"{stem}.png"
+    assert png.is_file() and png.stat().st_size > 1000
+    page = (out / "report.html").read_text()
+    assert f'alt="{stem}"' in page and caption in page
+
+
+def test_plain_ae_runs_draw_no_variant_figures(tmp_path):
+    from hourglass.run import train
+
+    out = tmp_path / "ae"
+    train("ae", "digits", out=out, epochs=1, progress=False, hidden=(16,), latent_dim=4)
+    assert not (out / "denoising.png").exists() and not (out / "code_histogram.png").exists()
+
+
 # -- the codes carry the digit's identity ---------------------------------------------------------
 PROBED = {
     "ae": ("ae", {}),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +113,9 @@ class Autoencoder(nn.Module):
     conditional: ClassVar[bool] = False  # uses labels y in encode/decode/sample
     has_encoder: ClassVar[bool] = True  # False for pure generators (GAN): no encode/reconstruct
     summary: ClassVar[str] = ""  # one line for `hourglass list`
+    # Figures that show a variant's point: file stem -> caption. Every run draws them as STEM.png
+    # from figure_data() and report.html shows them with these captions.
+    figure_captions: ClassVar[dict[str, str]] = {}
 
     def __init__(self, config: BaseConfig):
         super().__init__()
@@ -147,6 +150,17 @@ class Autoencoder(nn.Module):
 
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.decode(self.encode(x, y), y)
+
+    @property
+    def accepts_unknown_labels(self) -> bool:
+        """Whether training takes labels with some unknown (-1): semi-supervised models say True."""
+        return False
+
+    def figure_data(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, tuple[str, Any]]:
+        """Data of the figures named in ``figure_captions``, computed on test examples ``x``:
+        stem -> ``("rows", [(title, tensor), ...])`` (equally long rows of examples, drawn as image
+        rows or table rows) or ``("histogram", tensor)`` (the values to histogram)."""
+        return {}
 
     def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError(f"model {self.name!r} is not generative: it has no sample()")

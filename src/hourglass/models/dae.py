@@ -124,6 +124,8 @@ class DAE(AE):
 
     config_cls = DAEConfig
     summary = "denoising autoencoder: reconstruct x from a corrupted x~ (gaussian, masking, salt-and-pepper)"
+    figure_captions = {"denoising": "Test examples corrupted as in training (top), denoised by the model (middle), "
+                                    "clean (bottom)"}
 
     @property
     def data_range(self) -> tuple[float, float] | None:
@@ -133,6 +135,12 @@ class DAE(AE):
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         # Called by AE.training_step only: x~ ~ q(x~ | x); the loss then compares g(f(x~)) with x.
         return corrupt(x, self.config.noise, self.config.noise_level, clip=self.data_range)
+
+    @torch.no_grad()
+    def figure_data(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+        noisy = self.corrupt(x)
+        denoised = self.decode(self.encode(noisy, y), y)
+        return {"denoising": ("rows", [("corrupted", noisy), ("denoised", denoised), ("clean", x)])}
 
     @torch.no_grad()
     def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

@@ -117,6 +117,7 @@ class SparseAE(AE):
 
     config_cls = SparseConfig
     summary = "sparse autoencoder: reconstruction + sparsity penalty on the code (L1, KL to rho), or top-k"
+    figure_captions = {"code_histogram": "Code activations on the test data (a sparse code piles up at zero)"}
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         z = super().encode(x, y)
@@ -133,3 +134,7 @@ class SparseAE(AE):
             # Omega = lambda * sum_j [rho log(rho/rho_hat_j) + (1-rho) log((1-rho)/(1-rho_hat_j))]
             return {"sparsity": c.sparsity_weight * kl_sparsity(z, c.rho)}
         return {}  # ksparse: the constraint is in encode()
+
+    @torch.no_grad()
+    def figure_data(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict:
+        return {"code_histogram": ("histogram", self.encode(x, y))}

@@ -94,6 +94,25 @@ def save_latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray | No
     return _save(fig, path)
 
 
+def save_histogram(path: str | Path, values: np.ndarray, title: str = "", bins: int = 60) -> Path:
+    """Histogram of all ``values`` (log counts), titled with the share of near-zero ones (|v| at most
+    10% of the largest |v|)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    if v.size:
+        ax.hist(v, bins=bins, color="#4c72b0")
+        ax.set_yscale("log")
+        top = np.abs(v).max()
+        near_zero = float(np.mean(np.abs(v) <= 0.1 * top)) if top > 0 else 1.0
+        title = f"{title}\n{v.size} values, {100 * near_zero:.0f}% at most 1/10 of the largest |value|".strip()
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("value")
+    ax.set_ylabel("count")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def save_loss_curves(path: str | Path, history: list[dict]) -> Path:
     """Every logged training/validation number per epoch, one panel per quantity."""
     keys = sorted({k for rec in history for k in rec if k.startswith(("train_", "val_"))})

@@ -1,7 +1,8 @@
 """report.html: one self-contained page per run (or one page comparing several runs).
 
 The page holds the config, the metrics table (``table#metrics``), the loss curves, reconstructions,
-samples, the 2-D code map, interpolation strips and, for 2-D generative models, the manifold grid.
+samples, the 2-D code map, interpolation strips, for 2-D generative models the manifold grid,
+and the figures a model adds to show its point (the DAE's denoising rows, the sparse code histogram).
 Every image is inlined as a base64 PNG data URI and the CSS is inline: no external resource, no
 script, so the file opens from disk, offline, and can be mailed or archived on its own.
 """
@@ -59,9 +60,11 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def _figures_html(fig_dir: Path, level: str = "h2") -> str:
+def _figures_html(fig_dir: Path, run) -> str:
+    """The run's figures in ``fig_dir``: the common ones, then the model's own (``figure_captions``)."""
+    own = [(f"{stem}.png", caption) for stem, caption in type(run.model).figure_captions.items()]
     parts = []
-    for name, caption in FIGURES:
+    for name, caption in FIGURES + own:
         p = fig_dir / name
         if p.is_file():
             alt = html.escape(name[:-4])
@@ -128,7 +131,7 @@ def run_report_html(run, fig_dir: Path) -> str:
                + (f", directory <code>{html.escape(str(run.path))}</code>" if run.path else "") + ".</p>")
     body = (f"<h1>{html.escape(title)}</h1>\n{summary}\n<h2>Metrics</h2>\n"
             f'<table id="metrics"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}'
-            f"</tbody></table>\n<h2>Figures</h2>\n{_figures_html(fig_dir)}\n"
+            f"</tbody></table>\n<h2>Figures</h2>\n{_figures_html(fig_dir, run)}\n"
             f"<h2>Config</h2>\n<pre>{html.escape(json.dumps(info, indent=2))}</pre>")
     return _page(title, body)
 
@@ -165,8 +168,8 @@ def comparison_html(runs: Sequence, fig_dirs: Sequence[Path]) -> str:
     cfg_rows = "".join(
         f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(r.info.get('config', {}).get(k, ''))}</td>"
                                                      for r in runs) + "</tr>" for k in cfg_keys)
-    sections = "".join(f'<div class="run"><h2>{html.escape(n)}</h2>{_figures_html(fd)}</div>'
-                       for n, fd in zip(names, fig_dirs))
+    sections = "".join(f'<div class="run"><h2>{html.escape(n)}</h2>{_figures_html(fd, r)}</div>'
+                       for n, fd, r in zip(names, fig_dirs, runs))
     title = f"hourglass: {len(runs)} runs compared"
     body = (f"<h1>{html.escape(title)}</h1>\n<h2>Metrics</h2>\n<table id=\"metrics\"><thead><tr><th>metric</th>{head}"
             f"</tr></thead><tbody>{body_rows}</tbody></table>\n<h2>Config</h2>\n<table id=\"config\"><thead><tr>"

@@ -18,7 +18,9 @@ def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_di
     """losses.png; reconstructions.png (test originals over their reconstructions) and latent.png (2-D
     codes of test data coloured by label, or their top-2 PCs) for models with an encoder;
     interpolation.png (image data); samples.png for generative models; manifold.png (decoded grid of
-    2-D codes) for non-conditional generative models with a 2-D latent. Written into ``out_dir``
+    2-D codes) for non-conditional generative models with a 2-D latent; and the model's own figures
+    (``figure_captions`` / ``figure_data``: the DAE's noisy/denoised/clean rows, the sparse AE's
+    code histogram). Written into ``out_dir``
     (default: the run's directory)."""
     out = Path(out_dir) if out_dir is not None else run.path
     model = run.model.eval()
@@ -37,6 +39,11 @@ def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_di
         else:
             written.append(figures.save_table_rows(out / "reconstructions.png", [x.cpu().numpy(), recon],
                                                    ["test data (scaled)", "reconstruction"]))
+        # The model's own figures see up to n_map test examples (histograms want many); rows show n_show.
+        xf = prepared.x_test[:n_map].to(dev)
+        yf = prepared.y_test[:n_map].to(dev) if prepared.y_test is not None else None
+        for stem, (kind, data) in model.figure_data(xf, yf).items():
+            written.append(_model_figure(out / f"{stem}.png", kind, data, image, f"{run.model_name}: {stem}", n_show))
     if model.generative:
         n = 64
         ys = None
@@ -66,6 +73,19 @@ def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_di
             strip = interpolation_rows(model, prepared.x_test, prepared.y_test)
             written.append(figures.save_rows(out / "interpolation.png", strip))
     return [str(p) for p in written]
+
+
+def _model_figure(path: Path, kind: str, data, image: bool, title: str, n_show: int) -> Path:
+    """Draw one of a model's own figures (``Autoencoder.figure_data``)."""
+    if kind == "histogram":
+        return figures.save_histogram(path, data.cpu().numpy(), title)
+    if kind == "rows":
+        titles = [t for t, _ in data]
+        rows = [r[:n_show].cpu().numpy() for _, r in data]
+        if image:
+            return figures.save_rows(path, rows)
+        return figures.save_table_rows(path, rows, titles)
+    raise ValueError(f"figure_data kind must be 'rows' or 'histogram', got {kind!r}")
 
 
 @torch.no_grad()
