@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
@@ -179,6 +180,51 @@ def test_cvae_refuses_unknown_labels_without_semi_supervision():
         model.classify(x)
     with pytest.raises(ConfigError, match="num_classes"):
         hourglass.create("cvae", input_shape=(12,))
+
+
+def test_hide_labels_keeps_exactly_n_balanced_over_the_classes():
+    from hourglass.run import hide_labels
+
+    y = torch.arange(10).repeat_interleave(30)
+    y[:25] = -1  # class 0 has only 5 known labels left
+    kept = hide_labels(y, 100, seed=3)
+    assert int((kept >= 0).sum()) == 100
+    assert bool((kept[kept >= 0] == y[kept >= 0]).all())  # kept labels are the true ones
+    counts = torch.bincount(kept[kept >= 0], minlength=10)
+    assert counts[0] == 5 and counts[1:].min() >= 10 and counts.max() <= 11  # the shortfall spread over the rest
+    assert torch.equal(kept, hide_labels(y, 100, seed=3)) and not torch.equal(kept, hide_labels(y, 100, seed=4))
+
+
+def test_semi_supervised_run_with_keep_labels_reports_its_classifier(tmp_path, capsys):
+    from hourglass.cli import main
+
+    out = tmp_path / "semi"
+    assert main(["train", "cvae", "--set", "semi_supervised=true", "--keep-labels", "100", "--epochs", "3",
+                 "--latent-dim", "4", "--out", str(out), "--no-progress"]) == 0
+    assert "classifier_accuracy" in capsys.readouterr().out
+    run = hourglass.load(out)
+    assert run.info["data"]["keep_labels"] == 100
+    assert 0.0 <= run.metrics["test"]["classifier_accuracy"] <= 1.0
+    assert "knn_acc" in run.metrics["test"]  # evaluation uses the true labels
+    # a model that cannot use partial labels is refused before anything is written
+    assert main(["train", "ae", "--keep-labels", "100", "--out", str(tmp_path / "ae")]) == 2
+    assert "cannot learn from partial labels" in capsys.readouterr().err
+    assert not (tmp_path / "ae").exists()
+    with pytest.raises(ValueError, match="only .* labels"):
+        hourglass.train("cvae", epochs=1, progress=False, semi_supervised=True, keep_labels=10**6)
+
+
+def test_a_data_file_with_unknown_labels_trains_and_evaluates_on_the_known_ones(tmp_path):
+    x, y = load_digits(return_X_y=True)
+    y = y.copy()
+    y[np.random.default_rng(0).random(len(y)) > 0.2] = -1
+    np.savez(tmp_path / "partial.npz", x=x, y=y)
+    run = hourglass.train("cvae", str(tmp_path / "partial.npz"), epochs=2, progress=False, figures=False,
+                          semi_supervised=True, latent_dim=4)
+    test = run.metrics["test"]
+    assert np.isfinite(test["neg_elbo"]) and 0 <= test["knn_acc"] <= 1 and np.isfinite(test["fd_classifier"])
+    with pytest.raises(ValueError, match=r"need semi_supervised=True"):
+        hourglass.train("cvae", str(tmp_path / "partial.npz"), epochs=1, progress=False, figures=False)
 
 
 # -- stability and failure -------------------------------------------------------------------------------------

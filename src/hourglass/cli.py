@@ -23,6 +23,7 @@ examples:
   hourglass denoise runs/dae --noise gaussian:0.5 --output denoised.png
   hourglass interpolate runs/vae --from 0 --to 7 --steps 10 --output strip.png
   hourglass train vae --anomaly-class 0 --out runs/vae-no0  # anomaly AUC of the unseen class 0
+  hourglass train cvae --set semi_supervised=true --keep-labels 100 --out runs/semi  # 100 labels
   hourglass compare --data digits --latent-dim 2 --methods pca,tsne,ae,vae --out cmp
   hourglass report runs/vae runs/ae2d --output both.html
 """
@@ -75,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--anomaly-class", type=int, metavar="C",
                    help="leave class C out of the training data and report its anomaly AUC in metrics.json")
+    t.add_argument("--keep-labels", type=int, metavar="N",
+                   help="semi-supervised: keep N training labels (balanced over classes), the rest unknown; "
+                        "for cvae --set semi_supervised=true, or aae --set use_labels=true")
     t.add_argument("--tensorboard", action="store_true",
                    help="log losses and image grids to RUN_DIR/tensorboard each epoch (needs the tensorboard extra)")
 
@@ -191,8 +195,8 @@ def cmd_train(args) -> int:
     from .run import metrics_text, resume, train
 
     if args.resume:
-        if args.anomaly_class is not None:
-            raise CLIError("--anomaly-class is fixed when a run starts: --resume keeps the run's own")
+        if args.anomaly_class is not None or args.keep_labels is not None:
+            raise CLIError("--anomaly-class and --keep-labels are fixed when a run starts: --resume keeps the run's own")
         if args.model:
             raise CLIError("--resume continues the run as it was configured: give no MODEL with it")
         run = resume(args.resume, epochs=args.epochs, progress=not args.no_progress, tensorboard=args.tensorboard)
@@ -215,8 +219,8 @@ def cmd_train(args) -> int:
         out = args.out or str(Path("runs") / f"{args.model}-{Path(args.data).stem}")
         run = train(args.model, args.data, data_dir=args.data_dir, preset=args.preset, out=out,
                     scaling=args.scaling, test_fraction=args.test_fraction, label_column=label_column,
-                    config_from_strings=True, exclude_class=args.anomaly_class, tensorboard=args.tensorboard,
-                    **options)
+                    config_from_strings=True, exclude_class=args.anomaly_class, keep_labels=args.keep_labels,
+                    tensorboard=args.tensorboard, **options)
     print(f"{run.model_name}: {metrics_text(run.metrics)}")
     print(f"run written to {run.path}")
     return 0

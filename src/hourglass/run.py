@@ -249,6 +249,7 @@ def train(
     figures: bool = True,
     config_from_strings: bool = False,
     exclude_class: int | None = None,
+    keep_labels: int | None = None,
     tensorboard: bool = False,
     **options: Any,
 ) -> Run:
@@ -260,6 +261,10 @@ def train(
     A preset supplies defaults for both. With ``out``, the run directory is written as training goes
     (checkpoint every epoch) and ``hourglass train --resume`` can continue it. ``exclude_class`` drops
     that class from the training data (not the test data) and adds ``anomaly_auc`` to the metrics.
+    ``keep_labels`` trains semi-supervised: only that many training labels are kept (as many per
+    class as can be), the others are given to the model as unknown (-1); evaluation still uses the
+    true labels. It needs a model that takes unknown labels (``cvae`` with ``semi_supervised=True``,
+    ``aae`` with ``use_labels=True``).
     ``tensorboard`` logs losses and image grids to ``out/tensorboard`` as training goes (needs ``out``
     and the tensorboard package).
     """
@@ -316,12 +321,15 @@ def train(
             "n_test": int(prepared.x_test.shape[0]),
             "scaling": scaler.to_dict(),
             "exclude_class": exclude_class,
+            "keep_labels": keep_labels,
         },
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     torch.manual_seed(tcfg.seed)
     net = cls(cfg)
+    if keep_labels is not None:
+        _check_keep_labels(keep_labels, model, net, prepared.y_train, bundle.name)
     run = Run(net, scaler, info)
     trainer = Trainer(net, tcfg)
     if out is not None:
@@ -367,6 +375,38 @@ def _check_tensorboard(out: str | Path | None) -> None:
     summary_writer_class()
 
 
+def _check_keep_labels(keep: int, name: str, model, y_train: torch.Tensor | None, data: str) -> None:
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"keep_labels must be a positive number of labels, got {keep!r}")
+    if y_train is None:
+        raise DataError(f"keep_labels={keep}: data set {data!r} has no labels")
+    if not model.accepts_unknown_labels:
+        raise ValueError(f"keep_labels={keep}: model {name!r} as configured cannot learn from partial labels; "
+                         "use cvae with semi_supervised=true, or aae with use_labels=true")
+    known = int((y_train >= 0).sum())
+    if keep > known:
+        raise ValueError(f"keep_labels={keep}: the training split has only {known} labels")
+
+
+def hide_labels(y: torch.Tensor, keep: int, seed: int) -> torch.Tensor:
+    """A copy of ``y`` in which all but ``keep`` labels are -1 (unknown). The kept ones are drawn at
+    random and balanced over the classes: taken one per class in turn, so each class keeps
+    ``keep // K`` or one more, and a class with fewer known labels gives all it has."""
+    y = y.clone()
+    known = torch.nonzero(y >= 0).squeeze(1)
+    order = known[torch.randperm(len(known), generator=torch.Generator().manual_seed(seed))]
+    pools = [order[y[order] == c] for c in torch.unique(y[known]).tolist()]
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < min(keep, len(known)):
+        chosen += [int(pool[depth]) for pool in pools if depth < len(pool)][: keep - len(chosen)]
+        depth += 1
+    mask = torch.zeros(len(y), dtype=torch.bool)
+    mask[chosen] = True
+    y[~mask] = -1
+    return y
+
+
 def _exclude_class(bundle: DataBundle, c: int | None) -> DataBundle:
     """The bundle without class ``c`` in its training split (for anomaly detection)."""
     if c is None:
@@ -408,10 +448,17 @@ def _fit_and_finish(run: Run, trainer: Trainer, p: Prepared, bundle: DataBundle,
         if tb is not None:
             tb.log_epoch(t.state.history[-1])
 
+    # Semi-supervised runs: the model sees keep_labels training labels and no validation labels;
+    # evaluation below uses the true ones.
+    y_fit, y_val_fit = p.y_train, p.y_val
+    keep = run.info["data"].get("keep_labels")
+    if keep is not None and p.y_train is not None:
+        y_fit = hide_labels(p.y_train, keep, trainer.config.seed)
+        y_val_fit = torch.full_like(p.y_val, -1) if p.y_val is not None else None
     already = sum(rec.get("seconds", 0.0) for rec in trainer.state.history)
     t0 = time.perf_counter()
     try:
-        history = trainer.fit(p.x_train, p.y_train, p.x_val, p.y_val, on_epoch_end=on_epoch_end)
+        history = trainer.fit(p.x_train, y_fit, p.x_val, y_val_fit, on_epoch_end=on_epoch_end)
     except BaseException:
         if tb is not None:
             tb.close()
@@ -457,7 +504,7 @@ def metrics_text(metrics: dict[str, Any]) -> str:
     """One short human summary of metrics.json."""
     parts = [f"epochs {metrics.get('epochs')}", f"fit {metrics.get('fit_seconds')} s"]
     test = metrics.get("test", {})
-    for k in ("recon_bce", "recon_mse", "neg_elbo", "nll"):
+    for k in ("recon_bce", "recon_mse", "neg_elbo", "nll", "classifier_accuracy", "anomaly_auc"):
         if k in test:
             parts.append(f"test {k} {test[k]:.4g}")
     return ", ".join(parts)

@@ -134,6 +134,11 @@ def model_code_metrics(model, x_train, y_train, x_test, y_test, seed: int = 0) -
     """``code_metrics`` of a model's codes (empty when the model has no encoder or there are no labels)."""
     if not getattr(model, "has_encoder", True) or y_train is None or y_test is None:
         return {}
+    # Unknown labels (-1, semi-supervised data) cannot score anything: only labelled examples count.
+    x_train, y_train = _labelled(x_train, y_train)
+    x_test, y_test = _labelled(x_test, y_test)
+    if len(y_train) < 2 or len(y_test) < 2:
+        return {}
     if len(x_train) > MAX_FIT:
         idx = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed))[:MAX_FIT]
         x_train, y_train = x_train[idx], y_train[idx]
@@ -142,6 +147,11 @@ def model_code_metrics(model, x_train, y_train, x_test, y_test, seed: int = 0) -
     z_train = encode_all(model, x_train, yc_train)
     z_test = encode_all(model, x_test, yc_test)
     return code_metrics(z_train, _np(y_train), z_test, _np(y_test), _np(x_test), seed=seed)
+
+
+def _labelled(x, y):
+    known = y >= 0
+    return (x, y) if bool(known.all()) else (x[known], y[known])
 
 
 def _np(t) -> np.ndarray:

@@ -151,6 +151,10 @@ class AAE(Autoencoder):
                     group["betas"] = (c.adam_beta1, group["betas"][1])
         return opts
 
+    @property
+    def accepts_unknown_labels(self) -> bool:
+        return bool(self.label_dim)  # an unknown label gives the discriminator a zero one-hot
+
     def _labels(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """The discriminator's label input: one-hot, all-zero for unknown (-1); None without use_labels."""
         if not self.label_dim:
