@@ -21,8 +21,7 @@ The schedule is fixed in epochs: epoch e < L * pretrain_epochs trains layer e //
 later epochs fine-tune. ``required_epochs`` = L * pretrain_epochs + finetune_epochs is the minimum (any epochs beyond it
 fine-tune further): the trainer's ``on_fit_start`` hook checks it before training starts and raises
 a ValueError with the numbers; evaluating a model whose training stopped short (early stopping)
-warns. The
-history's ``phases`` column shows each epoch's phase. Early stopping watches the whole stack's
+warns. The history's ``phases`` column shows each epoch's phase. Early stopping watches the whole stack's
 validation loss, which is not what pretraining minimises: use ``patience`` = 0 or larger than the
 pretraining.
 
