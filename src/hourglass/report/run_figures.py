@@ -20,8 +20,7 @@ def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_di
     interpolation.png (image data); samples.png for generative models; manifold.png (decoded grid of
     2-D codes) for non-conditional generative models with a 2-D latent; and the model's own figures
     (``figure_captions`` / ``figure_data``: the DAE's noisy/denoised/clean rows, the sparse AE's
-    code histogram). Written into ``out_dir``
-    (default: the run's directory)."""
+    code histogram). Written into ``out_dir`` (default: the run's directory)."""
     out = Path(out_dir) if out_dir is not None else run.path
     model = run.model.eval()
     dev = model.device

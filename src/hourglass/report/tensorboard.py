@@ -26,7 +26,8 @@ def summary_writer_class():
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # torch raises ImportError when the tensorboard package is missing
-        raise ValueError(f"TensorBoard logging needs the tensorboard package ({exc}); install it with {INSTALL_HINT}") from exc
+        raise ValueError(f"TensorBoard logging needs the tensorboard package ({exc}); "
+                         f"install it with {INSTALL_HINT}") from exc
     return SummaryWriter
 
 
