@@ -13,6 +13,13 @@ MNIST10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k"
 NUM_CLASSES = 3
 
 
+def run_cli(*args) -> int:
+    """``hourglass ARGS...`` in-process; arguments may be paths or numbers. Returns the exit status."""
+    from hourglass.cli import main
+
+    return main([str(a) for a in args])
+
+
 def small_model(name: str, input_shape=(12,), **overrides):
     """A small instance of registered model ``name`` for fast tests."""
     cls = hourglass.registry.get_model_class(name)

@@ -30,13 +30,11 @@ BASE = dict(input_shape=(64,), hidden=(64,), latent_dim=16, lr=3e-3)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These nets are tiny: one thread is several times faster than several (and leaves the others' cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):  # numpy's and scikit-learn's BLAS / OpenMP pools too
+def one_blas_thread(one_thread):
+    """One torch thread (conftest's ``one_thread``), and one for numpy's and scikit-learn's BLAS /
+    OpenMP pools too: these nets and probes are tiny."""
+    with threadpool_limits(1):
         yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from hourglass.cli import main
-
-
-def run_cli(*args: str) -> int:
-    return main([str(a) for a in args])
+from helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from hourglass.cli import main
+from helpers import run_cli
 from hourglass.evaluate.codes import cluster_accuracy, code_metrics, continuity, neighbourhood_scores
 
 
-def run_cli(*args) -> int:
-    return main([str(a) for a in args])
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models here are tiny: one thread is faster, and on a busy shared CPU far faster than two
-    spinning OpenMP threads. Restored afterwards for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clusters(n=600, k=5, dim=8, spread=20.0, seed=0):

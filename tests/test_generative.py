@@ -25,12 +25,7 @@ from helpers import small_model
 RING_MODES, RING_RADIUS, RING_STD = 8, 2.0, 0.1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets: threads only add overhead on a shared machine
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def fit(model, x, y=None, epochs=10, batch_size=100, **train):

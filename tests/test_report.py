@@ -10,23 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
-from hourglass.cli import main
-
-
-def run_cli(*args) -> int:
-    return main([str(a) for a in args])
+from helpers import run_cli
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models here are tiny: one thread is faster, and on a busy shared CPU far faster than two
-    spinning OpenMP threads. Restored afterwards for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
