@@ -314,12 +314,8 @@ def _check_output(path: str, allowed: tuple[str, ...]) -> Path:
 def cmd_encode(args) -> int:
     import numpy as np
 
-    from .run import load
-
     out = _check_output(args.output, (".npy",))
-    run = load(args.run_dir)
-    _require_encoder(run)
-    x, y = _input_examples(run, args.input, args.limit)
+    run, x, y = _encoder_inputs(args, args.limit)
     codes = run.encode(x, y)
     np.save(out, codes)
     print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {out}")
@@ -330,12 +326,9 @@ def cmd_reconstruct(args) -> int:
     import numpy as np
 
     from .report.figures import save_rows, save_table_rows
-    from .run import load
 
     out = _check_output(args.output, (".npy", ".png"))
-    run = load(args.run_dir)
-    _require_encoder(run)
-    x, y = _input_examples(run, args.input, args.limit)
+    run, x, y = _encoder_inputs(args, args.limit)
     recon = run.reconstruct(x, y)
     if out.suffix.lower() == ".npy":
         np.save(out, recon)
@@ -390,13 +383,10 @@ def cmd_denoise(args) -> int:
 
     from .models.dae import corrupt, parse_noise_spec
     from .report.figures import save_rows
-    from .run import load
 
     out = _check_output(args.output, (".npy", ".png"))
     kind, level = parse_noise_spec(args.noise)
-    run = load(args.run_dir)
-    _require_encoder(run)
-    x, y = _input_examples(run, args.input, args.limit)
+    run, x, y = _encoder_inputs(args, args.limit)
     clean = run.prepare(x)
     # Corrupt in the model's (scaled) space, clipped to [0, 1] when the data live there.
     in_unit = float(clean.min()) >= 0 and float(clean.max()) <= 1
@@ -420,12 +410,9 @@ def cmd_interpolate(args) -> int:
 
     from .evaluate.interpolate import interpolate
     from .report.figures import save_rows
-    from .run import load
 
     out = _check_output(args.output, (".npy", ".png"))
-    run = load(args.run_dir)
-    _require_encoder(run)
-    x, y = _input_examples(run, args.input, None)
+    run, x, y = _encoder_inputs(args, None)
     for flag, idx in (("--from", args.i), ("--to", args.j)):
         if not 0 <= idx < len(x):
             raise CLIError(f"{flag} {idx}: the input has examples 0..{len(x) - 1}")
@@ -469,6 +456,16 @@ def cmd_report(args) -> int:
         out = write_comparison_report(runs, args.output)
     print(f"wrote {out}")
     return 0
+
+
+def _encoder_inputs(args, limit: int | None):
+    """The run in ``args.run_dir``, which must have an encoder, and the examples to feed it
+    (``args.input``, or the run's test data), at most ``limit`` of them."""
+    from .run import load
+
+    run = load(args.run_dir)
+    _require_encoder(run)
+    return (run, *_input_examples(run, args.input, limit))
 
 
 def _require_encoder(run) -> None:
