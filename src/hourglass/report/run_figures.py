@@ -44,19 +44,12 @@ def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_di
         for stem, (kind, data) in model.figure_data(xf, yf).items():
             written.append(_model_figure(out / f"{stem}.png", kind, data, image, f"{run.model_name}: {stem}", n_show))
     if model.generative:
-        n = 64
-        ys = None
-        if model.conditional and prepared.y_test is not None:
-            k = int(model.config.num_classes)
-            ys = torch.arange(k, device=dev).repeat_interleave(max(1, n // k))
-            n = len(ys)
-        samples = model.sample(n, ys).cpu().numpy()
+        samples, nrow = draw_samples(model, 64)
         if image:
-            nrow = max(1, n // int(model.config.num_classes)) if ys is not None else 8
             written.append(figures.save_grid(out / "samples.png", samples, nrow=nrow))
         else:
-            written.append(figures.save_latent_map(out / "samples.png", samples.reshape(n, -1)[:, :3], None,
-                                                   "samples (first features)"))
+            written.append(figures.save_latent_map(out / "samples.png", samples.reshape(len(samples), -1)[:, :3],
+                                                   None, "samples (first features)"))
         if image and model.latent_dim == 2 and not model.conditional:
             written.append(figures.save_grid(out / "manifold.png", manifold_grid(model), nrow=MANIFOLD_STEPS,
                                              min_size=480))
@@ -72,6 +65,19 @@ def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_di
             strip = interpolation_rows(model, prepared.x_test, prepared.y_test)
             written.append(figures.save_rows(out / "interpolation.png", strip))
     return [str(p) for p in written]
+
+
+@torch.no_grad()
+def draw_samples(model, n: int) -> tuple[np.ndarray, int]:
+    """About ``n`` samples of a generative model and the row length of their grid: for a conditional
+    model ``n // K`` of each class, a row per class; otherwise ``n`` samples in rows of 8."""
+    ys, nrow = None, 8
+    if model.conditional:
+        k = int(model.config.num_classes)
+        nrow = max(1, n // k)
+        ys = torch.arange(k, device=model.device).repeat_interleave(nrow)
+        n = len(ys)
+    return model.sample(n, ys).cpu().numpy(), nrow
 
 
 def _model_figure(path: Path, kind: str, data, image: bool, title: str, n_show: int) -> Path:

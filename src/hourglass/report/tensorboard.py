@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .figures import image_grid
+from .run_figures import draw_samples
 
 INSTALL_HINT = "pip install 'hourglass-ae[tensorboard]'"
 
@@ -76,16 +77,10 @@ class TensorBoardLogger:
                 grid = image_grid(torch.cat([x.cpu(), recon]).numpy(), nrow=len(x))
                 self.writer.add_image("reconstructions", grid, step, dataformats=_formats(grid))
             if model.generative:
-                n, ys, nrow = self.n_samples, None, 8
-                if model.conditional:
-                    k = int(model.config.num_classes)
-                    nrow = max(1, n // k)
-                    ys = torch.arange(k, device=dev).repeat_interleave(nrow)
-                    n = len(ys)
                 # The same draws every epoch (seeded in a forked RNG, so training's stream is untouched).
                 with torch.random.fork_rng():
                     torch.manual_seed(0)
-                    samples = model.sample(n, ys).cpu().numpy()
+                    samples, nrow = draw_samples(model, self.n_samples)
                 grid = image_grid(samples, nrow=nrow)
                 self.writer.add_image("samples", grid, step, dataformats=_formats(grid))
         finally:
