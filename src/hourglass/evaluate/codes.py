@@ -135,8 +135,8 @@ def model_code_metrics(model, x_train, y_train, x_test, y_test, seed: int = 0) -
     if not getattr(model, "has_encoder", True) or y_train is None or y_test is None:
         return {}
     # Unknown labels (-1, semi-supervised data) cannot score anything: only labelled examples count.
-    x_train, y_train = _labelled(x_train, y_train)
-    x_test, y_test = _labelled(x_test, y_test)
+    x_train, y_train = labelled(x_train, y_train)
+    x_test, y_test = labelled(x_test, y_test)
     if len(y_train) < 2 or len(y_test) < 2:
         return {}
     if len(x_train) > MAX_FIT:
@@ -149,7 +149,8 @@ def model_code_metrics(model, x_train, y_train, x_test, y_test, seed: int = 0) -
     return code_metrics(z_train, _np(y_train), z_test, _np(y_test), _np(x_test), seed=seed)
 
 
-def _labelled(x, y):
+def labelled(x, y):
+    """The examples whose label is known (not -1), with their labels."""
     known = y >= 0
     return (x, y) if bool(known.all()) else (x[known], y[known])
 

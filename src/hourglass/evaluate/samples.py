@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .codes import labelled
+
 FEATURES = 64
 CLASSIFIER_VERSION = 1
 
@@ -173,9 +175,7 @@ def sample_metrics(model, dataset: str, x_train: torch.Tensor, y_train: torch.Te
     """Sample-quality metrics of a generative model (empty for other models or unlabelled data)."""
     if not getattr(model, "generative", False) or y_train is None:
         return {}
-    known = y_train >= 0  # the classifier learns from labelled examples only
-    if not bool(known.all()):
-        x_train, y_train = x_train[known], y_train[known]
+    x_train, y_train = labelled(x_train, y_train)  # the classifier learns from labelled examples only
     if len(torch.unique(y_train)) < 2:
         return {}
     clf = get_classifier(dataset, x_train, y_train, identity=identity, seed=seed)
