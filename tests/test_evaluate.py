@@ -123,20 +123,11 @@ def test_classifier_is_cached_under_xdg_cache_home_and_reused(tmp_path, monkeypa
 # -- anomaly detection and metrics in runs -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def anomaly_run(tmp_path_factory):
-    import os
-
-    cache = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
     out = tmp_path_factory.mktemp("runs") / "ae-no0"
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # a private classifier cache, restored afterwards
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         assert run_cli("train", "ae", "--anomaly-class", 0, "--epochs", 8, "--set", "hidden=64",
                        "--out", out, "--no-progress") == 0
-    finally:
-        if old is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = old
     return out
 
 

@@ -20,19 +20,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A 2-D VAE (every figure, manifold included) and a GAN (no encoder: samples only)."""
-    cache = tmp_path_factory.mktemp("cache")
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(cache)
     root = tmp_path_factory.mktemp("runs")
-    try:
+    with pytest.MonkeyPatch.context() as mp:  # a private classifier cache, restored afterwards
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
         assert run_cli("train", "vae", "--latent-dim", 2, "--epochs", 3, "--set", "hidden=64",
                        "--set", "iwae_samples=5", "--out", root / "vae", "--no-progress") == 0
         assert run_cli("train", "gan", "--epochs", 1, "--set", "hidden=32", "--out", root / "gan", "--no-progress") == 0
-    finally:
-        if old is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = old
     return root
 
 
