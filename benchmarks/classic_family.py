@@ -40,9 +40,9 @@ from threadpoolctl import threadpool_limits
 import hourglass
 from hourglass.data import load_data
 from hourglass.models.contractive import jacobian_frobenius
-from hourglass.models.dae import corrupt, parse_noise_spec
+from hourglass.models.noise import corrupt, parse_noise_spec
 from hourglass.models.sparse import code_stats
-from hourglass.train.trainer import TrainConfig, Trainer
+from hourglass.training.trainer import TrainConfig, Trainer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k"
 NOISE = "gaussian:0.5"

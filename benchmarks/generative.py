@@ -2,7 +2,7 @@
 """The generative family on MNIST: cvae, aae and gan, with the figures that show what each learnt.
 
 Trains on the 10,000-digit MNIST sample (``../shared/data/mnist10k`` beside the repo: 8,000 train /
-2,000 test), each model through ``hourglass.run.train`` for ``--epochs`` epochs:
+2,000 test), each model through ``hourglass.train`` for ``--epochs`` epochs:
 
   cvae        MLP 784-512-256-(8)-256-512-784 conditioned on the one-hot label (a small code leaves
               the class to the label)
@@ -12,7 +12,7 @@ Trains on the 10,000-digit MNIST sample (``../shared/data/mnist10k`` beside the 
               the default), or an MLP pair
   cvae-semi   the CVAE with the M2 classifier q(y|x), trained on the same images with only
               ``--labels`` of their labels kept (default 100 and 1000; ``keep_labels`` of
-              hourglass.run.train), reporting the classifier's test accuracy
+              hourglass.train), reporting the classifier's test accuracy
 
 Figures (``--out``, default ``benchmarks/results/generative``, git-ignored):
 
@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hourglass import Run, train
 from hourglass.data import load_data
 from hourglass.evaluate.interpolate import interpolate
 from hourglass.report import figures
-from hourglass.run import Run, train
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist10k"

@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in rows:
         fit = float(np.median([r["fit_seconds"] for r in rows[name]]))
         print(f"{name:<9} | {mean(name, 'neg_elbo'):10.2f} | {mean(name, 'nll'):8.2f} | {fit:6.2f}")
-    speed = np.median([r["fit_seconds"] for r in rows["pythae"]]) / np.median([r["fit_seconds"] for r in rows["hourglass"]])
+    speed = (np.median([r["fit_seconds"] for r in rows["pythae"]])
+             / np.median([r["fit_seconds"] for r in rows["hourglass"]]))
     print(f"speed-up (pythae fit s / hourglass fit s): {speed:.2f}x")
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"epochs": args.epochs, "seeds": seeds, "threads": torch.get_num_threads(), "batch_size": BATCH,

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from hourglass.train import checkpoint as ckpt
+from hourglass.training import checkpoint as ckpt
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):

@@ -21,9 +21,9 @@ from hourglass.models.contractive import (
     jacobian_sq,
     sigmoid_layer_jacobian_sq,
 )
-from hourglass.models.dae import corrupt, parse_noise_spec
+from hourglass.models.noise import corrupt, parse_noise_spec
 from hourglass.models.sparse import code_stats
-from hourglass.train.trainer import TrainConfig, Trainer
+from hourglass.training.trainer import TrainConfig, Trainer
 
 EPOCHS = 40
 BASE = dict(input_shape=(64,), hidden=(64,), latent_dim=16, lr=3e-3)
@@ -259,8 +259,8 @@ def test_stacked_freezes_lower_layers_and_checks_epochs():
 
 
 def test_through_run_train():
-    """The library path: run.train on the embedded digits, metrics and history included."""
-    from hourglass.run import train
+    """The library path: hourglass.train on the embedded digits, metrics and history included."""
+    from hourglass import train
 
     small = dict(epochs=1, progress=False, figures=False, hidden=(16,), latent_dim=4)
     run = train("stacked", "digits", **{**small, "epochs": 4}, pretrain_epochs=1, finetune_epochs=2)
@@ -276,7 +276,7 @@ def test_through_run_train():
     ("sparse", "code_histogram", "a sparse code piles up at zero"),
 ])
 def test_runs_draw_the_figure_that_shows_the_models_point(tmp_path, model, stem, caption):
-    from hourglass.run import train
+    from hourglass import train
 
     out = tmp_path / model
     train(model, "digits", out=out, epochs=1, progress=False, hidden=(16,), latent_dim=4)
@@ -287,7 +287,7 @@ def test_runs_draw_the_figure_that_shows_the_models_point(tmp_path, model, stem,
 
 
 def test_plain_ae_runs_draw_no_variant_figures(tmp_path):
-    from hourglass.run import train
+    from hourglass import train
 
     out = tmp_path / "ae"
     train("ae", "digits", out=out, epochs=1, progress=False, hidden=(16,), latent_dim=4)

@@ -7,8 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from hourglass.data import DataError, Scaler, load_data, read_idx, read_table, write_idx
-from hourglass.data import datasets
+from hourglass.data import DataError, Scaler, datasets, load_data, read_idx, read_table, write_idx
 from hourglass.data.idx import read_image_label_pair
 
 

@@ -13,7 +13,6 @@ import pytest
 
 from helpers import run_cli
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -1,21 +1,34 @@
-"""The ``hourglass`` command line: parses arguments, calls the library, prints. Nothing runs at import.
+"""The ``hourglass`` command line: a thin adapter. Each command parses, calls the library, prints.
 
-Every error a user can cause (bad option, bad data, bad run directory, a diverging run) is printed
-as one line, ``hourglass: error: ...``, with exit status 2.
+Training and data options are generated from their dataclasses (``TrainConfig``, ``DataOptions`` and
+the common model fields ``latent_dim`` and ``lr``), so the flags, their help, their defaults and their
+validation are the library's own. Start-up imports nothing heavy: ``hourglass --help``, ``--version``
+and ``list`` answer without loading torch.
+
+Every error a user or a file can cause is a ``HourglassError``, printed as one line
+(``hourglass: error: ...``) with exit status 2; ``--debug`` adds its traceback. Any other exception is
+a bug in hourglass: its traceback is shown with a line saying so, and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
+import traceback
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from .config import ConfigError, describe_type, field_types, parse_set_options
+from .errors import HourglassError, PathError, path_access
+from .options import DataOptions, TrainConfig
 
 EXAMPLES = """\
 examples:
   hourglass train vae --out runs/vae                 # VAE on the embedded digits, ~10 s on 2 CPU cores
   hourglass train ae --preset keras-dense --data mnist --data-dir DIR --out runs/dense
   hourglass train vae --set beta=4 --set hidden=512,256 --latent-dim 2 --out runs/vae2d
+  hourglass train vae --help                         # also lists the vae's config fields
   hourglass train --resume runs/vae --epochs 40      # continue a run to 40 epochs
   hourglass evaluate runs/vae
   hourglass encode runs/vae --input data.npy --output codes.npy
@@ -27,22 +40,54 @@ examples:
   hourglass compare --data digits --latent-dim 2 --methods pca,tsne,ae,vae --out cmp
   hourglass report runs/vae runs/ae2d --output both.html
 """
+MODEL_FLAGS = ("latent_dim", "lr")  # model config fields common to every model, given their own flags
+RESUME_KEEPS = ("epochs", "progress", "threads")  # what --resume may change
 
 
-class CLIError(Exception):
-    """A usage error found after parsing (printed as one line, exit 2)."""
+class UsageError(ConfigError):
+    """A command-line usage error found after parsing (one line, exit 2)."""
 
 
-def _parser() -> argparse.ArgumentParser:
+# -- options generated from the dataclasses -------------------------------------------------------
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_dataclass_options(parser, cls: type, title: str, only: tuple[str, ...] | None = None) -> list[str]:
+    """One flag per field of dataclass ``cls`` (``--field-name``), typed, with the field's help and
+    default; values stay text and are converted and validated by the library. Returns the field names."""
+    group = parser.add_argument_group(title)
+    types_ = field_types(cls)
+    names = []
+    for f in dataclasses.fields(cls):
+        if only is not None and f.name not in only:
+            continue
+        tp = types_[f.name]
+        help_ = f"{f.metadata.get('help', '')} (default: {f.default})".replace("%", "%%")
+        if tp is bool:
+            group.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_)
+        else:
+            choices = get_args(tp) if get_origin(tp) is Literal else None
+            group.add_argument(_flag(f.name), dest=f.name, default=None, choices=choices,
+                               metavar=None if choices else describe_type(tp).upper().replace(" ", "_"),
+                               help=help_)
+        names.append(f.name)
+    return names
+
+
+def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
+    from . import __version__
+    from .models.common import BaseConfig
+
     p = argparse.ArgumentParser(
         prog="hourglass",
         description="Train, evaluate and use autoencoders (AE, VAE and the rest of the family).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    from . import __version__
-
     p.add_argument("--version", action="version", version=f"hourglass {__version__}")
+    p.add_argument("--debug", action="store_true", help="show the traceback of errors, not just their message")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     ls = sub.add_parser("list", help="models, presets and data sets, one line each")
@@ -50,42 +95,31 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and write a run directory",
                        description="Train MODEL on a data set; writes model.safetensors, config.json, history.csv, "
-                                   "metrics.json and figures into --out.")
+                                   "metrics.json, figures and report.html into --out.",
+                       epilog=model_help, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("model", nargs="?", help="model name (see `hourglass list`); omit with --resume")
-    t.add_argument("--preset", help="named preset for the model (see `hourglass list`)")
     t.add_argument("--data", default="digits",
                    help="data set name (digits, mnist, fashion-mnist, kmnist, plane3d) or a .npy/.npz/.csv file "
                         "(default: digits, embedded)")
-    t.add_argument("--data-dir", help="directory holding the IDX files of mnist-like data sets ($HOURGLASS_DATA)")
-    t.add_argument("--epochs", type=int, help="training epochs (default 30, or the preset's)")
-    t.add_argument("--batch-size", type=int, help="batch size (default 64, or the preset's)")
-    t.add_argument("--latent-dim", type=int, help="code size (default 16, or the preset's)")
-    t.add_argument("--lr", type=float, help="learning rate (default 1e-3, or the preset's)")
-    t.add_argument("--seed", type=int, help="random seed (default 0)")
-    t.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    t.add_argument("--val-fraction", type=float, help="share of training data held out for validation (default 0.1)")
-    t.add_argument("--patience", type=int, help="early stopping after this many epochs without improvement")
-    t.add_argument("--scaling", default="auto", choices=["auto", "range", "minmax", "standard", "none"],
-                   help="how data are scaled (auto: images to [0,1]; tables minmax for bce, standard for mse)")
-    t.add_argument("--test-fraction", type=float, default=0.2, help="test share for data without a split (0.2)")
-    t.add_argument("--label-column", help="label column of a CSV file (name or index)")
+    t.add_argument("--preset", help="named preset for the model (see `hourglass list`)")
+    t.add_argument("--out", help="run directory to write (default: runs/MODEL-DATA)")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted or finished run (it may change "
+                        f"{', '.join(_flag(k) for k in RESUME_KEEPS)})")
     t.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="any model config field or training option, e.g. --set beta=4 --set hidden=256,64")
-    t.add_argument("--out", help="run directory to write (default: runs/MODEL-DATA)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or finished run")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("--anomaly-class", type=int, metavar="C",
-                   help="leave class C out of the training data and report its anomaly AUC in metrics.json")
-    t.add_argument("--keep-labels", type=int, metavar="N",
-                   help="semi-supervised: keep N training labels (balanced over classes), the rest unknown; "
-                        "for cvae --set semi_supervised=true, or aae --set use_labels=true")
     t.add_argument("--tensorboard", action="store_true",
                    help="log losses and image grids to RUN_DIR/tensorboard each epoch (needs the tensorboard extra)")
+    t.set_defaults(option_names=[
+        *add_dataclass_options(t, TrainConfig, "training options"),
+        *add_dataclass_options(t, DataOptions, "data options"),
+        *add_dataclass_options(t, BaseConfig, "model options (every model; others with --set KEY=VALUE)",
+                               only=MODEL_FLAGS),
+    ])
 
-    e = sub.add_parser("evaluate", help="metrics of a run on its test data (or another data set)")
+    e = sub.add_parser("evaluate", help="metrics of a run (the numbers metrics.json holds), or on other data")
     e.add_argument("run_dir")
-    e.add_argument("--data", help="evaluate on this data set's test split instead")
-    e.add_argument("--data-dir")
+    e.add_argument("--data", help="evaluate on this data set or file instead, split as the run's own data")
     e.add_argument("--output", help="also write the metrics to this JSON file")
     e.add_argument("--anomaly-class", type=int, metavar="C",
                    help="ROC-AUC of the anomaly score for class C vs the rest (meaningful for a run trained "
@@ -114,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("run_dir")
         c.add_argument("--input", help="examples: .npy, .npz, .csv or IDX file (default: the run's test data)")
         c.add_argument("--output", required=True,
-                       help="output file: .npy" + (" or .png (originals over reconstructions)" if name == "reconstruct" else ""))
+                       help="output file: .npy"
+                       + (" or .png (originals over reconstructions)" if name == "reconstruct" else ""))
         c.add_argument("--limit", type=int, help="only the first N examples")
 
     d = sub.add_parser("denoise", help="corrupt examples, reconstruct them: noisy / denoised / clean rows")
@@ -137,203 +172,201 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw new examples from a generative model")
     s.add_argument("run_dir")
     s.add_argument("-n", type=int, default=64, help="how many (default 64)")
-    s.add_argument("--class", dest="klass", type=int, help="class to draw (conditional models)")
+    s.add_argument("--class", dest="klass", help="class to draw (conditional models): index or name")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--output", required=True, help="output file: .png (a grid) or .npy")
     return p
 
 
+def _model_help(argv: list[str]) -> str | None:
+    """For ``hourglass train MODEL --help``: MODEL's config fields and defaults, as the help's epilog."""
+    if len(argv) < 2 or argv[0] != "train" or not {"-h", "--help"} & set(argv) or argv[1].startswith("-"):
+        return None
+    from .registry import catalog
+
+    if argv[1] not in catalog()[0]:
+        return None
+    from .config import config_help
+    from .registry import get_model_class
+
+    cls = get_model_class(argv[1])
+    lines = [f"config fields of {argv[1]} (set any with --set KEY=VALUE):"]
+    lines += [f"  {name:<18} {helptext} [{tdesc}; default {default!r}]"
+              for name, tdesc, default, helptext in config_help(cls.config_cls) if name != "input_shape"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(_model_help(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    from .config import ConfigError
-    from .train.trainer import TrainingError
-
     try:
         return COMMANDS[args.command](args)
-    except (CLIError, ValueError, ConfigError, TrainingError, FileNotFoundError) as e:
+    except HourglassError as e:
+        if args.debug:
+            traceback.print_exc()
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"hourglass: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hourglass: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - anything else is a bug: show it, say so
+        traceback.print_exc()
+        print("hourglass: internal error: the traceback above is a bug in hourglass, not in your input; "
+              "please report it", file=sys.stderr)
+        return 1
 
 
+# -- commands -------------------------------------------------------------------------------------
 def cmd_list(args) -> int:
-    from .config import config_help
     from .data import list_datasets
-    from .registry import get_model_class, list_models, list_presets
+    from .registry import catalog
 
+    models, presets = catalog()
     print("models:")
-    for name in list_models():
-        print(f"  {name:<14} {get_model_class(name).summary}")
+    for name, summary in models.items():
+        print(f"  {name:<14} {summary}")
     print("presets (--preset):")
-    for name, p in list_presets().items():
-        print(f"  {name:<14} [{p.model}] {p.description}")
+    for name, (model, description) in presets.items():
+        print(f"  {name:<14} [{model}] {description}")
     print("data sets (--data):")
     for name, desc in list_datasets().items():
         print(f"  {name:<14} {desc}")
     if args.fields:
+        from .config import config_help
+        from .registry import get_model_class
+
         cls = get_model_class(args.fields)
         print(f"config fields of {args.fields} (--set KEY=VALUE):")
         for fname, tdesc, default, helptext in config_help(cls.config_cls):
             print(f"  {fname:<18} {helptext} [{tdesc}; default {default!r}]")
-        from .train.trainer import TrainConfig
-
-        print("training options (--set KEY=VALUE):")
+        print("training options (--set KEY=VALUE, or --KEY VALUE):")
         for fname, tdesc, default, helptext in config_help(TrainConfig):
             print(f"  {fname:<18} {helptext} [{tdesc}; default {default!r}]")
     return 0
 
 
-def cmd_train(args) -> int:
-    from .config import parse_set_options
-    from .run import metrics_text, resume, train
+def _given_options(args) -> dict[str, Any]:
+    """The generated options the user gave (None: not given; the library fills in the defaults)."""
+    return {k: getattr(args, k) for k in args.option_names if getattr(args, k) is not None}
 
+
+def cmd_train(args) -> int:
+    given = _given_options(args)
     if args.resume:
-        if args.anomaly_class is not None or args.keep_labels is not None:
-            raise CLIError("--anomaly-class and --keep-labels are fixed when a run starts: --resume keeps the run's own")
-        if args.model:
-            raise CLIError("--resume continues the run as it was configured: give no MODEL with it")
-        run = resume(args.resume, epochs=args.epochs, progress=not args.no_progress, tensorboard=args.tensorboard)
+        from .training.fit import resume
+
+        fixed = sorted(set(given) - set(RESUME_KEEPS)) + [k for k in ("preset", "out") if getattr(args, k)]
+        if args.sets:
+            fixed.append("set")
+        if args.model or fixed:
+            what = f"MODEL ({args.model})" if args.model else ", ".join(_flag(k) for k in fixed)
+            raise UsageError(f"--resume continues the run as it was configured; {what} cannot change "
+                             f"(it may change {', '.join(_flag(k) for k in RESUME_KEEPS)})")
+        run = resume(args.resume, epochs=_int(given.get("epochs"), "epochs"), progress=given.get("progress", True),
+                     threads=_int(given.get("threads"), "threads"), tensorboard=args.tensorboard)
     else:
+        from .training.fit import train
+
         if not args.model:
-            raise CLIError("train needs a MODEL (see `hourglass list`), or --resume RUN_DIR")
-        options: dict = parse_set_options(args.sets)
-        flags = {"epochs": args.epochs, "batch_size": args.batch_size, "latent_dim": args.latent_dim, "lr": args.lr,
-                 "seed": args.seed, "device": args.device, "val_fraction": args.val_fraction,
-                 "patience": args.patience}
-        for k, v in flags.items():
-            if v is not None:
-                if k in options:
-                    raise CLIError(f"{k} given twice: as --{k.replace('_', '-')} and in --set")
-                options[k] = v
-        options["progress"] = not args.no_progress
-        label_column = args.label_column
-        if label_column is not None and label_column.isdigit():
-            label_column = int(label_column)
+            raise UsageError("train needs a MODEL (see `hourglass list`), or --resume RUN_DIR")
+        options: dict[str, Any] = parse_set_options(args.sets)
+        for k, v in given.items():
+            if k in options:
+                raise UsageError(f"{k} given twice: as {_flag(k)} and in --set")
+            options[k] = v
         out = args.out or str(Path("runs") / f"{args.model}-{Path(args.data).stem}")
-        run = train(args.model, args.data, data_dir=args.data_dir, preset=args.preset, out=out,
-                    scaling=args.scaling, test_fraction=args.test_fraction, label_column=label_column,
-                    config_from_strings=True, exclude_class=args.anomaly_class, keep_labels=args.keep_labels,
+        run = train(args.model, args.data, preset=args.preset, out=out, config_from_strings=True,
                     tensorboard=args.tensorboard, **options)
-    print(f"{run.model_name}: {metrics_text(run.metrics)}")
+    print(f"{run.model_name}: {run.summary()}")
     print(f"run written to {run.path}")
     return 0
 
 
+def _int(value: str | None, key: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"{_flag(key)}: {value!r} is not a whole number") from None
+
+
 def cmd_evaluate(args) -> int:
-    from .data import load_data
-    from .evaluate.metrics import evaluate
+    import json
+
     from .run import load
 
     run = load(args.run_dir)
-    d = run.info["data"]
-    name = args.data or d["name"]
-    data_dir = args.data_dir if args.data else d["data_dir"]
-    bundle = load_data(name, data_dir, test_fraction=d["test_fraction"], label_column=d["label_column"],
-                       seed=run.info["train"]["seed"])
-    x = run.prepare(bundle.x_test)
-    y = bundle.y_test
-    if run.model.conditional and y is None:
-        raise CLIError(f"model {run.model_name!r} is conditional and data set {name!r} has no labels")
-    import torch
-
-    yt = torch.from_numpy(y.astype("int64")) if y is not None else None
-    seed = run.info["train"]["seed"]
-    if args.iwae_samples is not None:
-        if not hasattr(run.model.config, "iwae_samples"):
-            raise CLIError(f"--iwae-samples: model {run.model_name!r} has no importance-sampled NLL")
-        if args.iwae_samples < 1:
-            raise CLIError(f"--iwae-samples must be >= 1, got {args.iwae_samples}")
-        run.model.config.iwae_samples = args.iwae_samples
-    metrics = {"data": name, "test": evaluate(run.model, x, yt, seed=seed)}
-    from .evaluate.codes import model_code_metrics
-
-    if y is not None and bundle.y_train is not None:
-        x_train = run.prepare(bundle.x_train)
-        y_train = torch.from_numpy(bundle.y_train.astype("int64"))
-        metrics["test"].update(model_code_metrics(run.model, x_train, y_train, x, yt, seed=seed))
-        if name == d["name"] and run.model.generative:
-            from .evaluate.samples import run_sample_metrics
-            from .run import split_and_scale
-
-            p = split_and_scale(bundle, run.scaler, run.info["train"]["val_fraction"], seed, fit=False)
-            metrics["test"].update(run_sample_metrics(run, p, seed=seed))
-    anomaly = args.anomaly_class if args.anomaly_class is not None else d.get("exclude_class")
-    if anomaly is not None:
-        from .evaluate.anomaly import anomaly_report
-
-        _require_encoder(run)
-        if d.get("exclude_class") != anomaly:
-            print(f"hourglass: note: the run was not trained without class {anomaly}: its anomaly AUC says little",
-                  file=sys.stderr)
-        metrics["anomaly"] = anomaly_report(run.model, x, yt, anomaly, seed=seed)
-        metrics["test"]["anomaly_auc"] = metrics["anomaly"]["auc"]
-    text = json.dumps(metrics, indent=2)
-    print(text)
+    splits = run.splits(args.data) if args.data else None
+    if args.iwae_samples is not None and args.iwae_samples < 1:
+        raise UsageError(f"--iwae-samples must be >= 1, got {args.iwae_samples}")
+    left_out = run.info["data"].get("exclude_class")
+    if args.anomaly_class is not None and args.anomaly_class != left_out:
+        print(f"hourglass: note: the run was not trained without class {args.anomaly_class}: its anomaly AUC "
+              "says little", file=sys.stderr)
+    metrics = {"data": args.data or run.info["data"]["name"],
+               **run.evaluate(splits, anomaly_class=args.anomaly_class, iwae_samples=args.iwae_samples)}
+    print(json.dumps(metrics, indent=2))
     if args.output:
-        from .train.checkpoint import write_json
+        from .training.checkpoint import write_json
 
         write_json(args.output, metrics)
     return 0
 
 
-def _input_examples(run, path: str | None, limit: int | None):
-    from .data import load_data, read_examples
-
-    if path is None:
-        d = run.info["data"]
-        b = load_data(d["name"], d["data_dir"], test_fraction=d["test_fraction"], label_column=d["label_column"],
-                      seed=run.info["train"]["seed"])
-        x, y = b.x_test, b.y_test
-    else:
-        x, y = read_examples(path)
-    if limit is not None:
-        if limit < 1:
-            raise CLIError(f"--limit must be >= 1, got {limit}")
-        x = x[:limit]
-        y = y[:limit] if y is not None else None
-    if not run.model.conditional:
-        y = None
-    return x, y
-
-
 def _check_output(path: str, allowed: tuple[str, ...]) -> Path:
     p = Path(path)
     if p.suffix.lower() not in allowed:
-        raise CLIError(f"--output {path!r}: use a file ending in {' or '.join(allowed)}")
-    p.parent.mkdir(parents=True, exist_ok=True)
+        raise UsageError(f"--output {path!r}: use a file ending in {' or '.join(allowed)}")
+    if p.is_dir():
+        raise PathError(f"--output {path}: is a directory; give a file name")
+    with path_access(p.parent, "create the folder"):
+        p.parent.mkdir(parents=True, exist_ok=True)
     return p
 
 
-def cmd_encode(args) -> int:
+def _save_npy(path: Path, array) -> None:
     import numpy as np
 
+    with path_access(path, "write"):
+        np.save(path, array)
+
+
+def _inputs(args, limit: int | None):
+    """The run in ``args.run_dir`` and the raw examples to feed it: ``--input``, or its test data."""
+    from .run import load
+
+    run = load(args.run_dir)
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {limit}")
+    x, y = run.examples(args.input, limit=limit)
+    return run, x, y
+
+
+def cmd_encode(args) -> int:
     out = _check_output(args.output, (".npy",))
-    run, x, y = _encoder_inputs(args, args.limit)
+    run, x, y = _inputs(args, args.limit)
     codes = run.encode(x, y)
-    np.save(out, codes)
+    _save_npy(out, codes)
     print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {out}")
     return 0
 
 
 def cmd_reconstruct(args) -> int:
-    import numpy as np
-
-    from .report.figures import save_rows, save_table_rows
-
     out = _check_output(args.output, (".npy", ".png"))
-    run, x, y = _encoder_inputs(args, args.limit)
+    run, x, y = _inputs(args, args.limit)
     recon = run.reconstruct(x, y)
     if out.suffix.lower() == ".npy":
-        np.save(out, recon)
+        _save_npy(out, recon)
     else:
-        scaled = [run.scaler.transform(np.asarray(x).reshape(recon.shape)[:16]), run.scaler.transform(recon[:16])]
+        from .report.figures import save_rows, save_table_rows
+
+        scaled = [run.prepare(x[:16]).numpy(), run.scaler.transform(recon[:16])]
         if run.info["data"]["kind"] == "image":
             save_rows(out, scaled)
         else:
@@ -343,90 +376,58 @@ def cmd_reconstruct(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    import numpy as np
-    import torch
-
-    from .report.figures import save_grid
+    out = _check_output(args.output, (".npy", ".png"))
     from .run import load
 
-    out = _check_output(args.output, (".npy", ".png"))
-    if args.n < 1:
-        raise CLIError(f"-n must be >= 1, got {args.n}")
     run = load(args.run_dir)
-    if not run.model.generative:
-        raise CLIError(f"model {run.model_name!r} is not generative: it has no sample(); try a vae")
     y = None
     if args.klass is not None:
-        if not run.model.conditional:
-            raise CLIError(f"--class needs a conditional model; {run.model_name!r} is not")
-        k = int(run.model.config.num_classes)
-        if not 0 <= args.klass < k:
-            raise CLIError(f"--class {args.klass}: classes are 0..{k - 1}")
-        y = np.full(args.n, args.klass)
+        if run.model.num_classes is None:
+            raise UsageError(f"--class needs a model that takes labels; {run.model_name!r} does not")
+        y = run.class_index(args.klass)
     elif run.model.conditional:
-        y = np.arange(args.n) % int(run.model.config.num_classes)
-    torch.manual_seed(args.seed)
-    samples = run.sample(args.n, y)
+        y = [i % run.model.num_classes for i in range(max(args.n, 0))]
+    samples = run.sample(args.n, y, seed=args.seed)
     if out.suffix.lower() == ".npy":
-        np.save(out, samples)
+        _save_npy(out, samples)
     else:
+        from .report.figures import save_grid
+
         if run.info["data"]["kind"] != "image":
-            raise CLIError("this run's data are not images: write samples to a .npy file")
+            raise UsageError("this run's data are not images: write samples to a .npy file")
         save_grid(out, run.scaler.transform(samples))
     print(f"wrote {args.n} samples to {out}")
     return 0
 
 
 def cmd_denoise(args) -> int:
-    import numpy as np
-    import torch
-
-    from .models.dae import corrupt, parse_noise_spec
-    from .report.figures import save_rows
-
     out = _check_output(args.output, (".npy", ".png"))
-    kind, level = parse_noise_spec(args.noise)
-    run, x, y = _encoder_inputs(args, args.limit)
-    clean = run.prepare(x)
-    # Corrupt in the model's (scaled) space, clipped to [0, 1] when the data live there.
-    in_unit = float(clean.min()) >= 0 and float(clean.max()) <= 1
-    noisy = corrupt(clean, kind, level, torch.Generator().manual_seed(args.seed), clip=(0.0, 1.0) if in_unit else None)
-    yt = torch.as_tensor(np.asarray(y), dtype=torch.long) if y is not None else None
-    with torch.no_grad():
-        denoised = run.model.reconstruct(noisy.to(run.model.device), yt).cpu()
+    run, x, y = _inputs(args, args.limit)
+    noisy, denoised, clean = run.denoise(x, y, args.noise, seed=args.seed)
     if out.suffix.lower() == ".npy":
-        np.save(out, run.scaler.inverse_transform(denoised.numpy()))
+        _save_npy(out, run.scaler.inverse_transform(denoised))
     else:
+        from .report.figures import save_rows
+
         if run.info["data"]["kind"] != "image":
-            raise CLIError("this run's data are not images: write the denoised examples to a .npy file")
-        save_rows(out, [noisy.numpy(), denoised.numpy(), clean.numpy()])
+            raise UsageError("this run's data are not images: write the denoised examples to a .npy file")
+        save_rows(out, [noisy, denoised, clean])
     mse = float(((denoised - clean) ** 2).mean())
-    print(f"denoised {len(clean)} examples corrupted with {kind}:{level}: MSE to the clean data {mse:.4g}; wrote {out}")
+    print(f"denoised {len(clean)} examples corrupted with {args.noise}: MSE to the clean data {mse:.4g}; wrote {out}")
     return 0
 
 
 def cmd_interpolate(args) -> int:
-    import numpy as np
-
-    from .evaluate.interpolate import interpolate
-    from .report.figures import save_rows
-
     out = _check_output(args.output, (".npy", ".png"))
-    run, x, y = _encoder_inputs(args, None)
-    for flag, idx in (("--from", args.i), ("--to", args.j)):
-        if not 0 <= idx < len(x):
-            raise CLIError(f"{flag} {idx}: the input has examples 0..{len(x) - 1}")
-    if args.steps < 2:
-        raise CLIError(f"--steps must be >= 2, got {args.steps}")
-    xs = run.prepare(np.asarray(x)[[args.i, args.j]])
-    ya = int(y[args.i]) if y is not None else None
-    yb = int(y[args.j]) if y is not None else None
-    strip = interpolate(run.model, xs[0], xs[1], args.steps, ya, yb).cpu().numpy()
+    run, x, y = _inputs(args, None)
+    strip = run.interpolate(x, args.i, args.j, args.steps, y)
     if out.suffix.lower() == ".npy":
-        np.save(out, run.scaler.inverse_transform(strip))
+        _save_npy(out, run.scaler.inverse_transform(strip))
     else:
+        from .report.figures import save_rows
+
         if run.info["data"]["kind"] != "image":
-            raise CLIError("this run's data are not images: write the interpolation to a .npy file")
+            raise UsageError("this run's data are not images: write the interpolation to a .npy file")
         save_rows(out, [strip])
     print(f"wrote {args.steps} images from example {args.i} to example {args.j} to {out}")
     return 0
@@ -444,33 +445,17 @@ def cmd_compare(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report.html import write_comparison_report, write_report
-    from .run import load
+    from .run import load, write_comparison_report
 
     runs = [load(p) for p in args.run_dirs]
     if len(runs) == 1:
-        out = write_report(runs[0], output=args.output)
+        out = runs[0].write_report(output=args.output)
     else:
         if not args.output:
-            raise CLIError("several runs make one comparison page: give --output FILE.html")
+            raise UsageError("several runs make one comparison page: give --output FILE.html")
         out = write_comparison_report(runs, args.output)
     print(f"wrote {out}")
     return 0
-
-
-def _encoder_inputs(args, limit: int | None):
-    """The run in ``args.run_dir``, which must have an encoder, and the examples to feed it
-    (``args.input``, or the run's test data), at most ``limit`` of them."""
-    from .run import load
-
-    run = load(args.run_dir)
-    _require_encoder(run)
-    return (run, *_input_examples(run, args.input, limit))
-
-
-def _require_encoder(run) -> None:
-    if not getattr(run.model, "has_encoder", True):
-        raise CLIError(f"model {run.model_name!r} has no encoder: it cannot encode, reconstruct or denoise")
 
 
 COMMANDS = {

@@ -8,13 +8,12 @@ convert, naming the key, the value and what was expected.
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names the key and the value."""
+from .errors import ConfigError
 
 
 def field_types(cls: type) -> dict[str, Any]:
@@ -109,6 +108,8 @@ def _coerce(key: str, value: Any, tp: Any, from_string: bool) -> Any:
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
         fail()
     if tp is Any:
         return value

@@ -27,6 +27,8 @@ from typing import Callable, ClassVar, TypeVar
 
 import torch
 
+from .errors import ConfigError, DataError
+
 P = TypeVar("P", bound=type)
 _PRIORS: dict[str, type["Prior"]] = {}
 
@@ -55,13 +57,13 @@ def create_prior(name: str, dim: int, **params: float | int | None) -> "Prior":
     torch.Size([3, 2])
     """
     if name not in _PRIORS:
-        raise ValueError(f"unknown prior {name!r}; available: {', '.join(list_priors())}")
+        raise ConfigError(f"unknown prior {name!r}; available: {', '.join(list_priors())}")
     cls = _PRIORS[name]
     given = {k: v for k, v in params.items() if v is not None}
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "dim"}
     for key in given:
         if key not in accepted:
-            raise ValueError(
+            raise ConfigError(
                 f"prior {name!r} has no parameter {key!r} (it takes: {', '.join(sorted(accepted)) or 'none'})"
             )
     return cls(dim, **given)
@@ -75,7 +77,7 @@ class Prior:
 
     def __init__(self, dim: int):
         if dim < 1:
-            raise ValueError(f"prior {self.name!r}: dim must be >= 1, got {dim}")
+            raise ConfigError(f"prior {self.name!r}: dim must be >= 1, got {dim}")
         self.dim = dim
 
     @property
@@ -95,11 +97,11 @@ class Prior:
     def _check_labels(self, y: torch.Tensor) -> torch.Tensor:
         y = torch.as_tensor(y)
         if y.ndim != 1:
-            raise ValueError(f"prior {self.name!r}: labels must be a 1-D tensor, got shape {tuple(y.shape)}")
+            raise DataError(f"prior {self.name!r}: labels must be a 1-D tensor, got shape {tuple(y.shape)}")
         if len(y):
             lo, hi = (int(v) for v in torch.aminmax(y))
             if lo < 0 or hi >= self.num_components:
-                raise ValueError(
+                raise DataError(
                     f"prior {self.name!r}: labels must be in [0, {self.num_components}), got values in [{lo}, {hi}]"
                 )
         return y.long()
@@ -120,7 +122,7 @@ class Gaussian(Prior):
     def __init__(self, dim: int, std: float = 1.0):
         super().__init__(dim)
         if not std > 0:
-            raise ValueError(f"prior 'gaussian': std must be > 0, got {std}")
+            raise ConfigError(f"prior 'gaussian': std must be > 0, got {std}")
         self.std = float(std)
 
     def sample(self, n, generator=None, device=None):
@@ -135,7 +137,7 @@ class Uniform(Prior):
     def __init__(self, dim: int, radius: float = 1.0):
         super().__init__(dim)
         if not radius > 0:
-            raise ValueError(f"prior 'uniform': radius must be > 0, got {radius}")
+            raise ConfigError(f"prior 'uniform': radius must be > 0, got {radius}")
         self.radius = float(radius)
 
     def sample(self, n, generator=None, device=None):
@@ -151,9 +153,9 @@ class _Labelled2D(Prior):
     def __init__(self, dim: int, components: int, radius: float, std: float):
         super().__init__(dim)
         if dim < 2:
-            raise ValueError(f"prior {self.name!r} is 2-D: it needs dim >= 2, got {dim}")
+            raise ConfigError(f"prior {self.name!r} is 2-D: it needs dim >= 2, got {dim}")
         if components < 1 or not radius > 0 or std < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"prior {self.name!r}: needs components >= 1, radius > 0, std >= 0 "
                 f"(got components={components}, radius={radius}, std={std})"
             )

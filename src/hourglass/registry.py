@@ -7,12 +7,15 @@ the package imports every module in that folder, and each module registers its o
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from .config import ConfigError, build_config
+from .config import build_config
+from .errors import ConfigError
 
 T = TypeVar("T", bound=type)
 
@@ -62,7 +65,7 @@ def _load_all() -> None:
     from . import models
 
     for info in pkgutil.iter_modules(models.__path__):
-        if not info.name.startswith("_") and info.name not in ("base", "blocks"):
+        if not info.name.startswith("_"):
             importlib.import_module(f"{models.__name__}.{info.name}")
 
 
@@ -80,14 +83,14 @@ def list_presets() -> dict[str, Preset]:
 def get_model_class(name: str) -> type:
     _load_all()
     if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
+        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
 
 
 def get_preset(name: str) -> Preset:
     _load_all()
     if name not in _PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available: {', '.join(sorted(_PRESETS))}")
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(_PRESETS))}")
     return _PRESETS[name]
 
 
@@ -111,3 +114,42 @@ def create(name: str, preset: str | None = None, **config: Any):
     """
     cfg = make_config(name, preset, **config)
     return get_model_class(name)(cfg)
+
+
+def catalog() -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """``({model: summary}, {preset: (model, description)})`` read from the model files' source without
+    importing them: ``hourglass list`` answers without loading torch. The registrations are literal
+    (``@register_model("name")`` on a class with a ``summary = "..."``; ``register_preset("name",
+    "model", "description", ...)``), and a test checks that this view equals the imported registry."""
+    models: dict[str, str] = {}
+    presets: dict[str, tuple[str, str]] = {}
+    folder = Path(__file__).parent / "models"
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                for deco in node.decorator_list:
+                    if _call_name(deco) == "register_model":
+                        models[_literal(deco.args[0])] = next(
+                            (_literal(st.value) for st in node.body if isinstance(st, ast.Assign)
+                             and any(isinstance(t, ast.Name) and t.id == "summary" for t in st.targets)), "")
+            elif isinstance(node, ast.Call) and _call_name(node) == "register_preset":
+                name, model, description = (_literal(a) for a in node.args[:3])
+                presets[name] = (model, description)
+    return dict(sorted(models.items())), dict(sorted(presets.items()))
+
+
+def _call_name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call):
+        f = node.func
+        return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+    return None
+
+
+def _literal(node: ast.AST) -> str:
+    value = ast.literal_eval(node)
+    if not isinstance(value, str):
+        raise TypeError(f"registrations must use literal strings, got {value!r}")
+    return value

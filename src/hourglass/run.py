@@ -1,50 +1,66 @@
-"""Runs: train a registered model on a data set, save it, load it back, use it.
+"""A run: one trained model with everything that belongs to it, and the one owner of its directory.
 
-``train()`` is what ``hourglass train`` calls: load and scale the data, build the model through the
-registry, fit it with the generic trainer, evaluate it and (with ``out``) write the run directory.
-``load()`` reads a run directory back through the registry; ``Run`` applies the stored scaling, so
-``run.encode(raw_data)`` takes data in its original units.
+A :class:`Run` holds the model, the scaling fitted on its training data, ``info`` (what
+``config.json`` stores: model name and config, training and data options, data description,
+versions), the per-epoch history and the metrics. It is the only code that
+
+* saves and loads a run directory (``model.safetensors``, ``config.json``, ``history.csv``,
+  ``metrics.json``; the trainer's checkpoints go through the same :mod:`~hourglass.training.checkpoint`);
+* turns the run's data into its train / validation / test tensors: :meth:`Run.splits` reads the data
+  again from where the run recorded them and hands them to :func:`~hourglass.data.splits.make_splits`
+  with the run's stored scaling, so training, resuming, ``hourglass evaluate``, figures and the report
+  all see the same examples;
+* evaluates: :meth:`Run.evaluate` is the only path to the metric pipeline, so ``hourglass evaluate
+  RUN`` reproduces ``metrics.json``;
+* writes figures and ``report.html`` (the report module draws what it is given and reads nothing).
+
+Training itself (``hourglass.train``, ``hourglass.resume``) lives in :mod:`hourglass.training.fit`.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import platform
-import time
-from dataclasses import dataclass, field
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from .config import ConfigError, build_config, config_to_dict
-from .data import DataBundle, DataError, Scaler, load_data
-from .data.scaling import default_scaling
-from .evaluate.metrics import evaluate
-from .registry import get_model_class, get_preset, make_config
-from .train import checkpoint as ckpt
-from .train.trainer import TrainConfig, Trainer
+from .config import build_config, config_to_dict
+from .data import DataBundle, Scaler, as_bundle, list_datasets
+from .data.splits import Splits, make_splits
+from .errors import CheckpointError, ConfigError, DataError, HourglassError
+from .models.base import Autoencoder, Generator
+from .registry import get_model_class
+from .seeding import seeded
+from .training import checkpoint as ckpt
 
-# Evaluating a VAE's NLL costs k decoder passes per example; on large training sets the train-split
-# metrics use a fixed random subset of this many examples (metrics.json records "n").
-MAX_TRAIN_EVAL = 5000
-TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+MAX_SAMPLES = 1_000_000  # sample(n): more than this in one call is a typo, not a request
 
 
-@dataclass
 class Run:
     """A trained model with its scaling, history and metrics (and its directory, once saved)."""
 
-    model: Any
-    scaler: Scaler
-    info: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
+    def __init__(self, model: Generator, scaler: Scaler, info: dict[str, Any],
+                 history: list[dict[str, Any]] | None = None, metrics: dict[str, Any] | None = None,
+                 path: str | Path | None = None, splits: Splits | None = None):
+        self.model = model
+        self.scaler = scaler
+        self.info = info
+        self.history = history or []
+        self.metrics = metrics or {}
+        self.path = Path(path) if path is not None else None
+        self._splits = splits
+
+    def __repr__(self) -> str:
+        where = f", path={str(self.path)!r}" if self.path else ""
+        return f"Run(model={self.model_name!r}, data={self.info['data'].get('name')!r}{where})"
 
     @property
     def model_name(self) -> str:
@@ -54,20 +70,30 @@ class Run:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.model.config.input_shape)
 
+    @property
+    def label_names(self) -> list[str] | None:
+        """Class names when the labels were names (strings) or the data set names its classes."""
+        return self.info["data"].get("label_names")
+
     # -- data in original units <-> tensors ------------------------------------------------------
-    def prepare(self, x: np.ndarray) -> torch.Tensor:
-        """Raw examples -> scaled float tensor of shape ``(N, *input_shape)``; shape errors are DataErrors."""
+    def prepare(self, x) -> torch.Tensor:
+        """Raw examples -> scaled float tensor ``(N, *input_shape)``. Images may come channels-last or
+        without a channel axis, and any example with the right number of values is reshaped."""
+        if hasattr(x, "detach"):
+            x = x.detach().cpu().numpy()
         x = np.asarray(x)
         shape = self.input_shape
         if x.ndim == 0 or x.shape[0] == 0:
             raise DataError("no examples to process")
+        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+            raise DataError(f"expected numbers, found dtype {x.dtype}")
         if x.shape[1:] != shape:
-            if int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+            if len(shape) == 3 and x.ndim == 4 and x.shape[1:] == (shape[1], shape[2], shape[0]):
+                x = x.transpose(0, 3, 1, 2)  # channels-last images
+            elif int(np.prod(x.shape[1:])) == int(np.prod(shape)):
                 x = x.reshape(len(x), *shape)
             else:
                 raise DataError(f"expected examples of shape {shape}, found {tuple(x.shape[1:])}")
-        if not np.issubdtype(x.dtype, np.number):
-            raise DataError(f"expected numbers, found dtype {x.dtype}")
         bad = ~np.isfinite(x.reshape(len(x), -1)).all(1)
         if bad.any():
             raise DataError(f"row {int(np.argmax(bad))} contains NaN or Inf")
@@ -76,12 +102,19 @@ class Run:
     def _labels(self, y, n: int) -> torch.Tensor | None:
         if y is None:
             if self.model.conditional:
-                raise ValueError(f"model {self.model_name!r} is conditional: pass labels y")
+                raise DataError(f"model {self.model_name!r} is conditional: pass labels y")
             return None
-        y = torch.as_tensor(np.asarray(y), dtype=torch.long)
-        if y.shape != (n,):
-            raise ValueError(f"expected {n} labels, got shape {tuple(y.shape)}")
-        return y
+        y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.integer):
+            names = self.label_names
+            if names is None or not all(str(v) in names for v in y.ravel()):
+                raise DataError(f"labels must be class indices{' or names ' + str(names) if names else ''}; "
+                                f"got dtype {y.dtype}")
+            y = np.asarray([names.index(str(v)) for v in y.ravel()]).reshape(y.shape)
+        yt = torch.as_tensor(y, dtype=torch.long)
+        if yt.shape != (n,):
+            raise DataError(f"expected {n} labels, got shape {tuple(yt.shape)}")
+        return yt
 
     @torch.no_grad()
     def _batched(self, fn, x: torch.Tensor, y: torch.Tensor | None, batch_size: int) -> np.ndarray:
@@ -93,61 +126,304 @@ class Run:
             outs.append(fn(x[s : s + batch_size].to(dev), yb).cpu())
         return torch.cat(outs).numpy()
 
-    def encode(self, x: np.ndarray, y=None, batch_size: int = 1024) -> np.ndarray:
-        """Codes ``(N, latent_dim)`` of raw examples (scaled as in training)."""
-        xt = self.prepare(x)
-        return self._batched(self.model.encode, xt, self._labels(y, len(xt)), batch_size)
+    def _encoder(self) -> Autoencoder:
+        if not isinstance(self.model, Autoencoder):
+            raise ConfigError(f"model {self.model_name!r} has no encoder: it cannot encode, reconstruct or denoise")
+        return self.model
 
-    def reconstruct(self, x: np.ndarray, y=None, batch_size: int = 1024) -> np.ndarray:
-        """Reconstructions of raw examples, in the original units."""
+    def encode(self, x, y=None, batch_size: int = 1024) -> np.ndarray:
+        """Codes ``(N, latent_dim)`` of raw examples (scaled as in training; the posterior mean for VAEs)."""
+        model = self._encoder()
         xt = self.prepare(x)
-        out = self._batched(self.model.reconstruct, xt, self._labels(y, len(xt)), batch_size)
+        return self._batched(model.encode, xt, self._labels(y, len(xt)), batch_size)
+
+    def reconstruct(self, x, y=None, batch_size: int = 1024) -> np.ndarray:
+        """Reconstructions of raw examples, in the original units."""
+        model = self._encoder()
+        xt = self.prepare(x)
+        out = self._batched(model.reconstruct, xt, self._labels(y, len(xt)), batch_size)
         return self.scaler.inverse_transform(out)
 
-    def decode(self, z: np.ndarray, y=None, batch_size: int = 1024) -> np.ndarray:
+    def decode(self, z, y=None, batch_size: int = 1024) -> np.ndarray:
+        """Data, in the original units, decoded from codes ``(N, latent_dim)``."""
         zt = torch.as_tensor(np.asarray(z, dtype=np.float32))
         if zt.ndim != 2 or zt.shape[1] != self.model.latent_dim:
-            raise ValueError(f"expected codes of shape (N, {self.model.latent_dim}), got {tuple(zt.shape)}")
+            raise DataError(f"expected codes of shape (N, {self.model.latent_dim}), got {tuple(zt.shape)}")
         out = self._batched(self.model.decode, zt, self._labels(y, len(zt)), batch_size)
         return self.scaler.inverse_transform(out)
 
-    def sample(self, n: int, y=None) -> np.ndarray:
-        """``n`` new examples drawn from the model, in the original units (generative models)."""
+    def denoise(self, x, y=None, noise: str = "gaussian:0.5",
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Corrupt raw examples with ``noise`` ("KIND:LEVEL", as the DAE's), reconstruct them, and return
+        (noisy, denoised, clean), all scaled as the model sees them. Corruption happens in the model's
+        space and respects its data range, as in the DAE's training."""
+        from .models.noise import corrupt, parse_noise_spec
+
+        model = self._encoder()
+        kind, level = parse_noise_spec(noise)
+        clean = self.prepare(x)
+        noisy = corrupt(clean, kind, level, torch.Generator().manual_seed(seed), clip=model.data_range)
+        denoised = self._batched(model.reconstruct, noisy, self._labels(y, len(noisy)), 1024)
+        return noisy.numpy(), denoised, clean.numpy()
+
+    def interpolate(self, x, i: int, j: int, steps: int = 10, y=None) -> np.ndarray:
+        """Decoded points (scaled) on the straight line from the code of ``x[i]`` to that of ``x[j]``."""
+        from .evaluate.interpolate import interpolate
+
+        model = self._encoder()
+        for name, idx in (("from", i), ("to", j)):
+            if not 0 <= idx < len(x):
+                raise ConfigError(f"{name} index {idx}: the input has examples 0..{len(x) - 1}")
+        xs = self.prepare(np.asarray(x)[[i, j]])
+        ya = int(y[i]) if y is not None else None
+        yb = int(y[j]) if y is not None else None
+        return interpolate(model, xs[0], xs[1], steps, ya, yb).cpu().numpy()
+
+    def sample(self, n: int, y=None, seed: int | None = None) -> np.ndarray:
+        """``n`` new examples drawn from the model, in the original units (generative models). ``y``: one
+        label per sample, or one label for all, for models that take labels. ``seed`` makes the draw
+        repeatable without touching the global random stream."""
         if not self.model.generative:
-            raise ValueError(f"model {self.model_name!r} is not generative: it cannot sample")
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
-        yt = self._labels(y, n) if y is not None or self.model.conditional else None
+            raise ConfigError(f"model {self.model_name!r} is not generative: it cannot sample; try a vae")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
+            raise ConfigError(f"n must be a whole number from 1 to {MAX_SAMPLES:,}, got {n!r}")
+        n = int(n)
+        if y is not None and np.ndim(y) == 0:
+            y = np.full(n, y)
+        if y is not None and self.model.num_classes is None:
+            raise ConfigError(f"model {self.model_name!r} takes no labels")
+        yt = self._labels(y, n)
+        if yt is not None and (int(yt.min()) < 0 or int(yt.max()) >= self.model.num_classes):
+            raise DataError(f"labels must be in 0..{self.model.num_classes - 1}, got {int(yt.min())}..{int(yt.max())}")
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), (seeded(seed) if seed is not None else contextlib.nullcontext()):
             out = self.model.sample(n, yt.to(self.model.device) if yt is not None else None).cpu().numpy()
         return self.scaler.inverse_transform(out)
 
     # -- persistence ----------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write the run directory (default: the run's own ``path``)."""
+        path = Path(path) if path is not None else self.path
+        if path is None:
+            raise ConfigError("the run has no directory yet: pass save(path)")
         ckpt.save_tensors(path / "model.safetensors", self.model.state_dict())
         ckpt.write_json(path / "config.json", self.info)
         if self.history:
-            write_history(path / "history.csv", self.history)
+            ckpt.write_history(path / "history.csv", self.history)
         if self.metrics:
             ckpt.write_json(path / "metrics.json", self.metrics)
         self.path = path
         return path
 
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> "Run":
+        """Read a run directory back: the model through the registry, weights from safetensors."""
+        path = Path(path)
+        if not path.is_dir():
+            raise CheckpointError(f"run directory {path} not found" if not path.exists()
+                                  else f"{path} is not a run directory")
+        cfg_path = path / "config.json"
+        info = ckpt.read_json(cfg_path)
+        if not isinstance(info, dict):
+            raise CheckpointError(f"{cfg_path}: expected a JSON object, found {type(info).__name__}")
+        if info.get("format") != ckpt.FORMAT_VERSION:
+            raise CheckpointError(f"{cfg_path}: unsupported format {info.get('format')!r}")
+        for key, kind in (("model", str), ("config", dict), ("train", dict), ("data", dict)):
+            if not isinstance(info.get(key), kind):
+                raise CheckpointError(f"{cfg_path}: key {key!r} is missing or not a {kind.__name__}")
+        try:
+            model_cls = get_model_class(info["model"])
+            cfg = build_config(model_cls.config_cls, info["config"])
+            scaler = Scaler.from_dict(info["data"].get("scaling") or {})
+        except HourglassError as e:
+            raise CheckpointError(f"{cfg_path}: {e}") from None
+        model = model_cls(cfg)
+        ckpt.load_weights(model, path / "model.safetensors")
+        from .training.trainer import resolve_device
 
-def write_history(path: Path, history: list[dict[str, Any]]) -> None:
-    keys: list[str] = []
-    for rec in history:
-        keys += [k for k in rec if k not in keys]
+        model.to(resolve_device(device)).eval()
+        metrics = ckpt.read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}
+        history = ckpt.read_history(path / "history.csv")
+        return cls(model, scaler, info, history, metrics, path)
 
-    def w(tmp: str) -> None:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(history)
+    # -- the run's data ---------------------------------------------------------------------------
+    def bundle(self, data: Any = None) -> DataBundle:
+        """The run's raw data, read again from where it recorded them (or ``data``, in any form
+        ``hourglass.train`` takes, split as the run's own data were)."""
+        d, t = self.info["data"], self.info["train"]
+        source = data if data is not None else self._source()
+        bundle = as_bundle(source, data_dir=d.get("data_dir") if data is None else None,
+                           test_fraction=d.get("test_fraction", 0.2),
+                           label_column=d.get("label_column") if not _in_memory(source) else None,
+                           seed=t["seed"])
+        if bundle.input_shape != self.input_shape:
+            raise DataError(f"the data have examples of shape {bundle.input_shape}, but run {self.model_name!r} "
+                            f"was trained on {self.input_shape}")
+        return bundle
 
-    ckpt._atomic(path, w)
+    def splits(self, data: Any = None) -> Splits:
+        """The run's scaled train / validation / test tensors, read again from the recorded source (or
+        from ``data``) with the run's own split and scaling."""
+        if data is None and self._splits is not None:
+            return self._splits
+        d, t = self.info["data"], self.info["train"]
+        s = make_splits(self.bundle(data), self.scaler, val_fraction=t["val_fraction"], seed=t["seed"], fit=False,
+                        exclude=d.get("exclude_class"), keep_labels=d.get("keep_labels"))
+        if data is None:
+            self._splits = s
+        return s
+
+    def examples(self, path: str | Path | None = None,
+                 limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw examples to feed the model, with labels for conditional models: the file ``path`` (a table,
+        array or IDX file), or the run's own test data; at most ``limit`` of them."""
+        if path is None:
+            b = self.bundle()
+            x, y = b.x_test, b.y_test
+        else:
+            from .data import read_examples
+
+            x, y = read_examples(path)
+        if limit is not None:
+            x, y = x[:limit], (y[:limit] if y is not None else None)
+        return x, (y if self.model.conditional else None)
+
+    def class_index(self, label: str | int) -> int:
+        """A class given by index or by name, checked against the classes the model takes."""
+        k = self.model.num_classes
+        if k is None:
+            raise ConfigError(f"model {self.model_name!r} takes no labels")
+        names = self.label_names or []
+        if isinstance(label, str) and label in names:
+            return names.index(label)
+        try:
+            index = int(label)
+        except (TypeError, ValueError):
+            raise ConfigError(f"class {label!r}: not a class index"
+                              + (f" or one of {names}" if names else "")) from None
+        if not 0 <= index < k:
+            raise ConfigError(f"class {label!r}: classes are 0..{k - 1}")
+        return index
+
+    def _source(self) -> str:
+        d = self.info["data"]
+        if d.get("name") in list_datasets():
+            return d["name"]
+        if d.get("fingerprint"):
+            raise DataError(f"the run was trained on in-memory data ({d.get('source')}): pass the data again, "
+                            "e.g. run.evaluate(run.splits(data)) or `hourglass evaluate RUN --data FILE`")
+        return d.get("source") or d["name"]
+
+    # -- evaluation --------------------------------------------------------------------------------
+    def evaluate(self, splits: Splits | None = None, *, anomaly_class: int | None = None,
+                 iwae_samples: int | None = None) -> dict[str, Any]:
+        """``{"train", "test"[, "anomaly"]}`` metrics of the model on ``splits`` (default: the run's own):
+        exactly what ``metrics.json`` holds. ``anomaly_class`` asks for the anomaly ROC-AUC of that class
+        (by default, of the class the run was trained without, if any); ``iwae_samples`` changes the
+        number of importance samples of a VAE's NLL."""
+        s = splits if splits is not None else self.splits()
+        d, t = self.info["data"], self.info["train"]
+        from .evaluate.metrics import evaluate_splits
+
+        with self._config_override(iwae_samples=iwae_samples):
+            return evaluate_splits(self.model, s, data_name=d["name"], sample_identity=self._sample_identity(),
+                                   exclude_class=d.get("exclude_class"), anomaly_class=anomaly_class,
+                                   batch_size=t["eval_batch_size"], seed=t["seed"])
+
+    @contextlib.contextmanager
+    def _config_override(self, **values: Any) -> Iterator[None]:
+        """Evaluation-time config values (``iwae_samples``), validated, for the duration of the block."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            yield
+            return
+        fields = {f.name for f in dataclasses.fields(self.model.config)}
+        for key in values:
+            if key not in fields:
+                raise ConfigError(f"{key}: model {self.model_name!r} has no such setting")
+        before = self.model.config
+        self.model.config = build_config(type(before), values, base=dataclasses.replace(before))
+        try:
+            yield
+        finally:
+            self.model.config = before
+
+    def _sample_identity(self) -> str:
+        """Which cached classifier scores this run's samples: one per data set and scaling."""
+        d = self.info["data"]
+        scaling = json.dumps(self.scaler.to_dict(), sort_keys=True, default=str)
+        key = f"{d['name']}|{d.get('data_dir')}|{d.get('fingerprint')}|{scaling}"
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    # -- figures and report --------------------------------------------------------------------------
+    def write_figures(self, out_dir: str | Path | None = None, splits: Splits | None = None) -> list[str]:
+        """The run's figures (losses, reconstructions, samples, codes, ...) as PNG files in ``out_dir``."""
+        from .report.run_figures import write_run_figures
+
+        out = Path(out_dir) if out_dir is not None else self.path
+        if out is None:
+            raise ConfigError("the run has no directory yet: pass out_dir")
+        return write_run_figures(out, self.model, splits if splits is not None else self.splits(),
+                                 history=self.history, image=self.info["data"]["kind"] == "image",
+                                 title=self.model_name)
+
+    def report_page(self, fig_dir: Path, label: str | None = None):
+        from .report.html import RunPage
+
+        label = label or (f"{self.path.name} ({self.model_name})" if self.path else self.model_name)
+        return RunPage(label, self.info, self.metrics, Path(fig_dir), dict(type(self.model).figure_captions),
+                       self.path)
+
+    def write_report(self, output: str | Path | None = None, splits: Splits | None = None,
+                     fig_dir: str | Path | None = None) -> Path:
+        """``report.html`` (default: in the run directory). Figures are taken from ``fig_dir`` when given
+        (the run's directory, right after training), else drawn afresh in a temporary folder."""
+        from .report.html import run_report_html, write_html
+
+        if output is None:
+            if self.path is None:
+                raise ConfigError("the run has no directory: pass output=")
+            output = self.path / "report.html"
+        with tempfile.TemporaryDirectory() as tmp:
+            if fig_dir is None:
+                fig_dir = Path(tmp)
+                self.write_figures(fig_dir, splits)
+            page = run_report_html(self.report_page(Path(fig_dir)))
+        return write_html(output, page)
+
+    def summary(self) -> str:
+        """One short line of the run's headline numbers."""
+        m = self.metrics
+        parts = [f"epochs {m.get('epochs')}", f"fit {m.get('fit_seconds')} s"]
+        test = m.get("test", {})
+        for k in ("recon_bce", "recon_mse", "neg_elbo", "nll", "classifier_accuracy", "anomaly_auc"):
+            if k in test:
+                parts.append(f"test {k} {test[k]:.4g}")
+        return ", ".join(parts)
+
+
+def _in_memory(data: Any) -> bool:
+    return not isinstance(data, (str, Path))
+
+
+def load(path: str | Path, device: str = "cpu") -> Run:
+    """Read a run directory back (see :meth:`Run.load`)."""
+    return Run.load(path, device)
+
+
+def write_comparison_report(runs: Sequence[Run], output: str | Path) -> Path:
+    """One page comparing several runs: metrics and configs side by side, then each run's figures."""
+    from .report.html import comparison_html, write_html
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pages = []
+        for i, run in enumerate(runs):
+            fig_dir = Path(tmp) / str(i)
+            run.write_figures(fig_dir)
+            pages.append(run.report_page(fig_dir, label=f"{run.path.name if run.path else f'run {i}'} "
+                                                        f"({run.model_name})"))
+        page = comparison_html(pages)
+    return write_html(output, page)
 
 
 def versions() -> dict[str, str]:
@@ -161,354 +437,31 @@ def versions() -> dict[str, str]:
     }
 
 
-def load(path: str | Path, device: str = "cpu") -> Run:
-    """Read a run directory back: the model through the registry, weights from safetensors."""
-    path = Path(path)
-    if not path.is_dir():
-        raise ckpt.CheckpointError(f"run directory {path} not found")
-    info = ckpt.read_json(path / "config.json")
-    if info.get("format") != ckpt.FORMAT_VERSION:
-        raise ckpt.CheckpointError(f"{path / 'config.json'}: unsupported format {info.get('format')!r}")
-    cls = get_model_class(info["model"])
-    cfg = build_config(cls.config_cls, info["config"])
-    model = cls(cfg)
-    ckpt.load_weights(model, path / "model.safetensors")
-    model.to(torch.device(device)).eval()
-    metrics = ckpt.read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}
-    history = _read_history(path / "history.csv")
-    return Run(model, Scaler.from_dict(info["data"]["scaling"]), info, history, metrics, path)
-
-
-def _read_history(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    out = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            rec: dict[str, Any] = {}
-            for k, v in row.items():
-                try:
-                    rec[k] = int(v) if k == "epoch" else float(v)
-                except (TypeError, ValueError):
-                    rec[k] = v
-            out.append(rec)
-    return out
-
-
-# -- training ---------------------------------------------------------------------------------------
-@dataclass
-class Prepared:
-    """Scaled tensors for the train / validation / test splits."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor | None
-    x_val: torch.Tensor | None
-    y_val: torch.Tensor | None
-    x_test: torch.Tensor
-    y_test: torch.Tensor | None
-
-
-def split_and_scale(bundle: DataBundle, scaler: Scaler, val_fraction: float, seed: int, fit: bool) -> Prepared:
-    n = len(bundle.x_train)
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    if val_fraction > 0 and (n_val < 1 or n - n_val < 1):
-        raise ValueError(f"val_fraction={val_fraction} leaves no validation or no training data (n={n})")
-    tr, va = perm[n_val:], perm[:n_val]
-    if fit:
-        scaler.fit(bundle.x_train[tr])
-
-    def tens(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(scaler.transform(a), dtype=np.float32))
-
-    def lab(y: np.ndarray | None, idx=None) -> torch.Tensor | None:
-        if y is None:
-            return None
-        return torch.from_numpy(np.asarray(y if idx is None else y[idx], dtype=np.int64))
-
-    return Prepared(
-        tens(bundle.x_train[tr]),
-        lab(bundle.y_train, tr),
-        tens(bundle.x_train[va]) if n_val else None,
-        lab(bundle.y_train, va) if n_val else None,
-        tens(bundle.x_test),
-        lab(bundle.y_test),
-    )
-
-
-def train(
-    model: str,
-    data: str = "digits",
-    *,
-    data_dir: str | None = None,
-    preset: str | None = None,
-    out: str | Path | None = None,
-    scaling: str = "auto",
-    test_fraction: float = 0.2,
-    label_column: str | int | None = None,
-    figures: bool = True,
-    config_from_strings: bool = False,
-    exclude_class: int | None = None,
-    keep_labels: int | None = None,
-    tensorboard: bool = False,
-    **options: Any,
-) -> Run:
-    """Train model ``model`` on data set ``data`` (a name from ``list_datasets()`` or a file path).
-
-    ``options`` mixes training settings (``epochs``, ``batch_size``, ``seed``, ``device``,
-    ``val_fraction``, ``patience``, ``grad_clip``, ``progress``, ...; see ``TrainConfig``) and model
-    config fields (``latent_dim``, ``hidden``, ``beta``, ...; see ``hourglass list --fields``).
-    A preset supplies defaults for both. With ``out``, the run directory is written as training goes
-    (checkpoint every epoch) and ``hourglass train --resume`` can continue it. ``exclude_class`` drops
-    that class from the training data (not the test data) and adds ``anomaly_auc`` to the metrics.
-    ``keep_labels`` trains semi-supervised: only that many training labels are kept (as many per
-    class as can be), the others are given to the model as unknown (-1); evaluation still uses the
-    true labels. It needs a model that takes unknown labels (``cvae`` with ``semi_supervised=True``,
-    ``aae`` with ``use_labels=True``).
-    ``tensorboard`` logs losses and image grids to ``out/tensorboard`` as training goes (needs ``out``
-    and the tensorboard package).
-    """
-    cls = get_model_class(model)
-    model_fields = {f.name for f in dataclasses.fields(cls.config_cls)}
-    unknown = sorted(set(options) - TRAIN_FIELDS - model_fields)
-    if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} for model {model!r}; model config keys: {', '.join(sorted(model_fields))}; "
-            f"training options: {', '.join(sorted(TRAIN_FIELDS))}"
-        )
-    if "input_shape" in options:
-        raise ConfigError("option 'input_shape' is set from the data; it cannot be given")
-    if tensorboard:
-        _check_tensorboard(out)
-    train_opts = {k: v for k, v in options.items() if k in TRAIN_FIELDS}
-    model_opts = {k: v for k, v in options.items() if k not in TRAIN_FIELDS}
-    preset_train = get_preset(preset).train if preset else {}
-    if preset and get_preset(preset).model != model:
-        raise ConfigError(f"preset {preset!r} is for model {get_preset(preset).model!r}, not {model!r}")
-    tcfg = build_config(TrainConfig, {**preset_train, **train_opts}, from_string=config_from_strings)
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-
-    bundle = load_data(data, data_dir, test_fraction=test_fraction, label_column=label_column, seed=tcfg.seed)
-    bundle = _exclude_class(bundle, exclude_class)
-    if cls.conditional and bundle.y_train is None:
-        raise DataError(f"model {model!r} is conditional and needs labels; data set {data!r} has none")
-    cfg_values = dict(model_opts)
-    cfg_values["input_shape"] = tuple(bundle.input_shape)
-    if "num_classes" in {f.name for f in dataclasses.fields(cls.config_cls)} and bundle.y_train is not None:
-        cfg_values.setdefault("num_classes", int(max(bundle.y_train.max(), bundle.y_test.max())) + 1)
-    cfg = make_config(model, preset, from_string=config_from_strings, **cfg_values)
-    scaler = _make_scaler(scaling, bundle, cfg.recon_loss)
-    prepared = split_and_scale(bundle, scaler, tcfg.val_fraction, tcfg.seed, fit=True)
-
-    info = {
+def make_info(model: str, preset: str | None, config, train_config, data_options, bundle: DataBundle,
+              splits: Splits, scaler: Scaler) -> dict[str, Any]:
+    """What ``config.json`` records: enough to rebuild the model and read its data again."""
+    d = data_options
+    return {
         "format": ckpt.FORMAT_VERSION,
         "model": model,
         "preset": preset,
-        "config": config_to_dict(cfg),
-        "train": config_to_dict(tcfg),
+        "config": config_to_dict(config),
+        "train": config_to_dict(train_config),
         "data": {
             "name": bundle.name,
-            "data_dir": str(data_dir) if data_dir else None,
+            "data_dir": d.data_dir,
             "source": bundle.source,
+            "fingerprint": bundle.fingerprint,
             "kind": bundle.kind,
             "input_shape": list(bundle.input_shape),
-            "test_fraction": test_fraction,
-            "label_column": label_column,
+            "test_fraction": d.test_fraction,
+            "label_column": d.label_column,
             "label_names": bundle.label_names,
-            "n_train": int(prepared.x_train.shape[0]),
-            "n_val": int(prepared.x_val.shape[0]) if prepared.x_val is not None else 0,
-            "n_test": int(prepared.x_test.shape[0]),
+            **splits.sizes(),
             "scaling": scaler.to_dict(),
-            "exclude_class": exclude_class,
-            "keep_labels": keep_labels,
+            "exclude_class": d.anomaly_class,
+            "keep_labels": d.keep_labels,
         },
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    torch.manual_seed(tcfg.seed)
-    net = cls(cfg)
-    if keep_labels is not None:
-        _check_keep_labels(keep_labels, model, net, prepared.y_train, bundle.name)
-    run = Run(net, scaler, info)
-    trainer = Trainer(net, tcfg)
-    if out is not None:
-        out = Path(out)
-        if (out / "config.json").exists():
-            raise ValueError(f"{out} already holds a run; choose another --out or continue it with --resume {out}")
-        ckpt.write_json(out / "config.json", info)
-    return _fit_and_finish(run, trainer, prepared, bundle, out, figures, tensorboard)
-
-
-def resume(path: str | Path, epochs: int | None = None, progress: bool = True, figures: bool = True,
-           tensorboard: bool = False) -> Run:
-    """Continue the run in ``path`` from its last completed epoch (to ``epochs`` in all, if given)."""
-    path = Path(path)
-    if tensorboard:
-        _check_tensorboard(path)
-    run = load(path)
-    info = run.info
-    if not (path / "trainer_state.json").is_file():
-        raise ckpt.CheckpointError(f"{path} has no trainer state to resume from (trainer_state.json)")
-    tvals = dict(info["train"])
-    tvals["progress"] = progress
-    if epochs is not None:
-        tvals["epochs"] = epochs
-    tcfg = build_config(TrainConfig, tvals)
-    d = info["data"]
-    bundle = load_data(d["name"], d["data_dir"], test_fraction=d["test_fraction"], label_column=d["label_column"],
-                       seed=info["train"]["seed"])
-    bundle = _exclude_class(bundle, d.get("exclude_class"))
-    prepared = split_and_scale(bundle, run.scaler, tcfg.val_fraction, tcfg.seed, fit=False)
-    trainer = Trainer(run.model, tcfg)
-    trainer.load_state_dict(ckpt.load_state(path))
-    info["train"] = config_to_dict(tcfg)
-    return _fit_and_finish(run, trainer, prepared, bundle, path, figures, tensorboard)
-
-
-def _check_tensorboard(out: str | Path | None) -> None:
-    """Before anything is written: TensorBoard logging needs a run directory and the package."""
-    if out is None:
-        raise ValueError("tensorboard=True needs a run directory to log into (out=...)")
-    from .report.tensorboard import summary_writer_class
-
-    summary_writer_class()
-
-
-def _check_keep_labels(keep: int, name: str, model, y_train: torch.Tensor | None, data: str) -> None:
-    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ValueError(f"keep_labels must be a positive number of labels, got {keep!r}")
-    if y_train is None:
-        raise DataError(f"keep_labels={keep}: data set {data!r} has no labels")
-    if not model.accepts_unknown_labels:
-        raise ValueError(f"keep_labels={keep}: model {name!r} as configured cannot learn from partial labels; "
-                         "use cvae with semi_supervised=true, or aae with use_labels=true")
-    known = int((y_train >= 0).sum())
-    if keep > known:
-        raise ValueError(f"keep_labels={keep}: the training split has only {known} labels")
-
-
-def hide_labels(y: torch.Tensor, keep: int, seed: int) -> torch.Tensor:
-    """A copy of ``y`` in which all but ``keep`` labels are -1 (unknown). The kept ones are drawn at
-    random and balanced over the classes: taken one per class in turn, so each class keeps
-    ``keep // K`` or one more, and a class with fewer known labels gives all it has."""
-    y = y.clone()
-    known = torch.nonzero(y >= 0).squeeze(1)
-    order = known[torch.randperm(len(known), generator=torch.Generator().manual_seed(seed))]
-    pools = [order[y[order] == c] for c in torch.unique(y[known]).tolist()]
-    chosen: list[int] = []
-    depth = 0
-    while len(chosen) < min(keep, len(known)):
-        chosen += [int(pool[depth]) for pool in pools if depth < len(pool)][: keep - len(chosen)]
-        depth += 1
-    mask = torch.zeros(len(y), dtype=torch.bool)
-    mask[chosen] = True
-    y[~mask] = -1
-    return y
-
-
-def _exclude_class(bundle: DataBundle, c: int | None) -> DataBundle:
-    """The bundle without class ``c`` in its training split (for anomaly detection)."""
-    if c is None:
-        return bundle
-    if bundle.y_train is None:
-        raise DataError(f"--anomaly-class {c}: data set {bundle.name!r} has no labels")
-    keep = bundle.y_train != c
-    if keep.all() or not keep.any():
-        raise DataError(f"anomaly class {c}: the training data have {'no' if keep.all() else 'only'} examples of it")
-    return dataclasses.replace(bundle, x_train=bundle.x_train[keep], y_train=bundle.y_train[keep])
-
-
-def _make_scaler(scaling: str, bundle: DataBundle, recon_loss: str) -> Scaler:
-    if scaling == "auto":
-        return default_scaling(bundle, recon_loss)
-    if scaling == "range":
-        if bundle.value_range is None:
-            raise ConfigError(f"scaling 'range' needs a known value range; data set {bundle.name!r} has none")
-        return Scaler("range", lo=bundle.value_range[0], hi=bundle.value_range[1])
-    if scaling in ("none", "minmax", "standard"):
-        return Scaler(scaling)
-    raise ConfigError(f"scaling {scaling!r}: choose auto, range, minmax, standard or none")
-
-
-def _fit_and_finish(run: Run, trainer: Trainer, p: Prepared, bundle: DataBundle, out: Path | None,
-                    figures: bool, tensorboard: bool = False) -> Run:
-    tb = None
-    if tensorboard and out is not None:
-        from .report.tensorboard import TensorBoardLogger
-
-        tb = TensorBoardLogger(out / "tensorboard", run, p)
-
-    def on_epoch_end(t: Trainer) -> None:
-        if out is not None:
-            # Weights first, then the state that says which epoch they belong to.
-            ckpt.save_tensors(out / "model.safetensors", run.model.state_dict())
-            ckpt.save_state(out, t.state_dict())
-            write_history(out / "history.csv", t.state.history)
-        if tb is not None:
-            tb.log_epoch(t.state.history[-1])
-
-    # Semi-supervised runs: the model sees keep_labels training labels and no validation labels;
-    # evaluation below uses the true ones.
-    y_fit, y_val_fit = p.y_train, p.y_val
-    keep = run.info["data"].get("keep_labels")
-    if keep is not None and p.y_train is not None:
-        y_fit = hide_labels(p.y_train, keep, trainer.config.seed)
-        y_val_fit = torch.full_like(p.y_val, -1) if p.y_val is not None else None
-    already = sum(rec.get("seconds", 0.0) for rec in trainer.state.history)
-    t0 = time.perf_counter()
-    try:
-        history = trainer.fit(p.x_train, y_fit, p.x_val, y_val_fit, on_epoch_end=on_epoch_end)
-    except BaseException:
-        if tb is not None:
-            tb.close()
-        raise
-    fit_seconds = time.perf_counter() - t0
-    run.history = history
-    bs = trainer.config.eval_batch_size
-    seed = trainer.config.seed
-    run.metrics = {
-        "fit_seconds": round(already + fit_seconds, 3),
-        "epochs": trainer.state.epoch,
-        "stopped_early": trainer.state.stopped_early,
-        "device": str(trainer.device),
-        "train": evaluate(run.model, p.x_train, p.y_train, bs, max_examples=MAX_TRAIN_EVAL, seed=seed),
-        "test": evaluate(run.model, p.x_test, p.y_test, bs, seed=seed),
-    }
-    from .evaluate.codes import model_code_metrics
-    from .evaluate.samples import run_sample_metrics
-
-    run.metrics["test"].update(model_code_metrics(run.model, p.x_train, p.y_train, p.x_test, p.y_test, seed=seed))
-    run.metrics["test"].update(run_sample_metrics(run, p, seed=seed))
-    d = run.info["data"]
-    if d.get("exclude_class") is not None and run.model.has_encoder:
-        from .evaluate.anomaly import anomaly_report
-
-        run.metrics["anomaly"] = anomaly_report(run.model, p.x_test, p.y_test, d["exclude_class"], bs, seed)
-        run.metrics["test"]["anomaly_auc"] = run.metrics["anomaly"]["auc"]
-    if tb is not None:
-        tb.log_metrics(run.metrics, trainer.state.epoch)
-        tb.close()
-    if out is not None:
-        run.save(out)
-        if figures:
-            from .report.html import write_report
-            from .report.run_figures import write_run_figures
-
-            write_run_figures(run, p)
-            write_report(run, p, fig_dir=out)
-    return run
-
-
-def metrics_text(metrics: dict[str, Any]) -> str:
-    """One short human summary of metrics.json."""
-    parts = [f"epochs {metrics.get('epochs')}", f"fit {metrics.get('fit_seconds')} s"]
-    test = metrics.get("test", {})
-    for k in ("recon_bce", "recon_mse", "neg_elbo", "nll", "classifier_accuracy", "anomaly_auc"):
-        if k in test:
-            parts.append(f"test {k} {test[k]:.4g}")
-    return ", ".join(parts)
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2)

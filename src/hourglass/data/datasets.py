@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 from .idx import read_image_label_pair
 from .tabular import read_table
 
@@ -83,6 +83,7 @@ class DataBundle:
     value_range: tuple[float, float] | None  # the known native range, if any
     source: str
     label_names: list[str] | None = None
+    fingerprint: str | None = None  # hash of in-memory arrays (named sets and files are found again by name)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -124,11 +125,12 @@ def load_data(
     path = Path(name)
     if path.suffix.lower() in (".npy", ".npz", ".csv") or path.exists():
         x, y, names = read_table(path, label_column)
-        return _split_table(str(path), x, y, names, test_fraction, seed, source=str(path.resolve()))
+        return split_arrays(str(path), x, y, names, test_fraction, seed, source=str(path.resolve()))
     raise DataError(f"unknown data set {name!r}: not one of {', '.join(_DATASETS)}, and no such file exists")
 
 
-def _split_table(name, x, y, names, test_fraction, seed, source, kind="tabular", value_range=None) -> DataBundle:
+def split_arrays(name, x, y, names, test_fraction, seed, source, kind="tabular", value_range=None) -> DataBundle:
+    """A seeded train/test split of ``x`` (and ``y``), stratified by label where every class can be."""
     from sklearn.model_selection import train_test_split
 
     n = len(x)
@@ -153,7 +155,7 @@ def _digits(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBund
 
     d = load_digits()
     x = d.images.astype(np.float32)[:, None]  # (N, 1, 8, 8)
-    return _split_table("digits", x, d.target.astype(np.int64), None, test_fraction, seed,
+    return split_arrays("digits", x, d.target.astype(np.int64), None, test_fraction, seed,
                         source="scikit-learn load_digits", kind="image", value_range=(0.0, 16.0))
 
 
@@ -163,7 +165,7 @@ def _plane3d(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBun
     latent = rng.normal(size=(2000, 3)) * np.array([3.0, 1.0, 0.1])
     rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     x = (latent @ rotation.T + np.array([1.0, -2.0, 0.5])).astype(np.float32)
-    return _split_table("plane3d", x, None, None, test_fraction, seed, source="synthetic (hourglass)")
+    return split_arrays("plane3d", x, None, None, test_fraction, seed, source="synthetic (hourglass)")
 
 
 def _idx_loader(name: str) -> Loader:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 # type code -> big-endian dtype
 IDX_TYPES = {
@@ -91,7 +91,8 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     return path
 
 
-def read_image_label_pair(images: str | Path, labels: str | Path, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+def read_image_label_pair(images: str | Path, labels: str | Path,
+                          num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(N, 1, H, W)`` and int64 labels ``(N,)`` from an IDX image file and its label file."""
     x = read_idx(images)
     y = read_idx(labels)

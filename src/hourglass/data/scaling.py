@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 KINDS = ("none", "range", "minmax", "standard")
 
@@ -100,3 +100,17 @@ def default_scaling(bundle, recon_loss: str) -> Scaler:
     if bundle.value_range is not None:
         return Scaler("range", lo=float(bundle.value_range[0]), hi=float(bundle.value_range[1]))
     return Scaler("minmax") if recon_loss == "bce" else Scaler("standard")
+
+
+def make_scaler(kind: str, bundle, recon_loss: str) -> Scaler:
+    """The (unfitted) scaler a run asks for: ``auto`` picks by data kind and likelihood (see
+    :func:`default_scaling`); ``range`` needs the data's known range."""
+    if kind == "auto":
+        return default_scaling(bundle, recon_loss)
+    if kind == "range":
+        if bundle.value_range is None:
+            raise DataError(f"scaling 'range' needs a known value range; data set {bundle.name!r} has none")
+        return Scaler("range", lo=bundle.value_range[0], hi=bundle.value_range[1])
+    if kind in ("none", "minmax", "standard"):
+        return Scaler(kind)
+    raise DataError(f"scaling {kind!r}: choose auto, range, minmax, standard or none")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 X_KEYS = ("x", "X", "data", "features", "images")
 Y_KEYS = ("y", "labels", "label", "target", "targets")
@@ -67,7 +67,8 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | Non
         if len(arrays) == 1:
             xk = next(iter(arrays))
         else:
-            raise DataError(f"{path}: no features array; name it one of {', '.join(X_KEYS)} (found {', '.join(arrays)})")
+            raise DataError(f"{path}: no features array; name it one of {', '.join(X_KEYS)} "
+                            f"(found {', '.join(arrays)})")
     x = check_array(arrays[xk], f"{path}[{xk}]")
     yk = next((k for k in Y_KEYS if k in arrays), None)
     y, names = (None, None)
@@ -78,7 +79,8 @@ def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | Non
     return x, y, names
 
 
-def read_csv(path: Path, label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+def read_csv(path: Path,
+             label_column: str | int | None = None) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     with open(path, newline="") as f:
         rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
     if not rows:
@@ -96,7 +98,8 @@ def read_csv(path: Path, label_column: str | int | None = None) -> tuple[np.ndar
         elif header is not None and label_column in header:
             label_idx = header.index(label_column)
         else:
-            raise DataError(f"{path}: no label column {label_column!r}" + (f"; columns: {', '.join(header)}" if header else ""))
+            raise DataError(f"{path}: no label column {label_column!r}"
+                            + (f"; columns: {', '.join(header)}" if header else ""))
         if not 0 <= label_idx < width:
             raise DataError(f"{path}: label column {label_column} is out of range (the file has {width} columns)")
     feats, labels = [], []

@@ -17,19 +17,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import DataError
+from ..models.base import Autoencoder
+from ..seeding import seeded
+
 
 @torch.no_grad()
 def anomaly_scores(model, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1024,
                    seed: int = 0) -> tuple[np.ndarray, str]:
     """Per-example anomaly score (higher = more anomalous) and the name of the quantity used."""
-    if not getattr(model, "has_encoder", True):
-        raise ValueError(f"model {model.name!r} has no encoder: it cannot score examples by reconstruction")
+    if not isinstance(model, Autoencoder):
+        raise DataError(f"model {model.name!r} has no encoder: it cannot score examples by reconstruction")
     model.eval()
     dev = model.device
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)  # the ELBO is a sampled estimate: make it repeatable
     parts, key = [], None
-    try:
+    with seeded(seed):  # the ELBO is a sampled estimate: make it repeatable
         for s in range(0, len(x), batch_size):
             yb = y[s : s + batch_size].to(dev) if (y is not None and model.conditional) else None
             m = model.metrics_batch(x[s : s + batch_size].to(dev), yb)
@@ -37,10 +39,8 @@ def anomaly_scores(model, x: torch.Tensor, y: torch.Tensor | None = None, batch_
                 key = "neg_elbo" if "neg_elbo" in m else ("recon_bce" if model.config.recon_loss == "bce"
                                                           else "recon_mse")
             parts.append(m[key].double().cpu())
-    finally:
-        torch.set_rng_state(state)
     if key is None:
-        raise ValueError("no examples to score")
+        raise DataError("no examples to score")
     return torch.cat(parts).numpy(), key
 
 
@@ -55,14 +55,14 @@ def anomaly_report(model, x: torch.Tensor, y, anomaly_class: int, batch_size: in
     from sklearn.metrics import roc_auc_score
 
     if y is None:
-        raise ValueError("anomaly detection needs labels to know which examples are of the anomaly class")
+        raise DataError("anomaly detection needs labels to know which examples are of the anomaly class")
     yt = torch.as_tensor(np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y), dtype=torch.long)
     positive = (yt == int(anomaly_class)).numpy()
     if not positive.any():
         present = sorted(int(v) for v in torch.unique(yt))
-        raise ValueError(f"anomaly class {anomaly_class} does not occur in the data (classes: {present})")
+        raise DataError(f"anomaly class {anomaly_class} does not occur in the data (classes: {present})")
     if positive.all():
-        raise ValueError(f"every example is of class {anomaly_class}: there is nothing to tell it from")
+        raise DataError(f"every example is of class {anomaly_class}: there is nothing to tell it from")
     # A conditional model is given the true labels, as in its other metrics.
     scores, key = anomaly_scores(model, x, yt, batch_size, seed)
     return {"class": int(anomaly_class), "score": key, "auc": float(roc_auc_score(positive, scores)),

@@ -23,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import DataError
+from ..models.base import Autoencoder
+
 MAX_POINTS = 1000  # trustworthiness / continuity subset
 MAX_FIT = 5000  # training codes used by the kNN and the probe
 
@@ -34,7 +37,7 @@ def cluster_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     y_true = np.asarray(y_true).ravel()
     y_pred = np.asarray(y_pred).ravel()
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
+        raise DataError(f"y_true and y_pred differ in length: {y_true.shape} vs {y_pred.shape}")
     classes, t = np.unique(y_true, return_inverse=True)
     clusters, p = np.unique(y_pred, return_inverse=True)
     table = np.zeros((len(clusters), len(classes)), dtype=np.int64)
@@ -58,7 +61,7 @@ def neighbourhood_scores(x: np.ndarray, z: np.ndarray, n_neighbors: int = 5, max
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
     if len(x) != len(z):
-        raise ValueError(f"x and z differ in length: {len(x)} vs {len(z)}")
+        raise DataError(f"x and z differ in length: {len(x)} vs {len(z)}")
     if len(x) > max_points:
         idx = np.random.default_rng(seed).choice(len(x), max_points, replace=False)
         x, z = x[idx], z[idx]
@@ -86,10 +89,10 @@ def code_metrics(z_train, y_train, z_test, y_test, x_test=None, *, k: int = 5, m
     y_train = np.asarray(y_train).ravel()
     y_test = np.asarray(y_test).ravel()
     if len(z_train) != len(y_train) or len(z_test) != len(y_test):
-        raise ValueError(f"codes and labels differ in length: train {len(z_train)} vs {len(y_train)}, "
+        raise DataError(f"codes and labels differ in length: train {len(z_train)} vs {len(y_train)}, "
                          f"test {len(z_test)} vs {len(y_test)}")
     if not (np.isfinite(z_train).all() and np.isfinite(z_test).all()):
-        raise ValueError("codes contain NaN or Inf")
+        raise DataError("codes contain NaN or Inf")
     if len(z_train) > MAX_FIT:
         idx = np.random.default_rng(seed).choice(len(z_train), MAX_FIT, replace=False)
         z_train, y_train = z_train[idx], y_train[idx]
@@ -114,7 +117,7 @@ def code_metrics(z_train, y_train, z_test, y_test, x_test=None, *, k: int = 5, m
 def _as2d(z, name: str) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or len(z) == 0:
-        raise ValueError(f"{name} must be a non-empty (N, d) array of codes, got shape {z.shape}")
+        raise DataError(f"{name} must be a non-empty (N, d) array of codes, got shape {z.shape}")
     return z
 
 
@@ -132,7 +135,7 @@ def encode_all(model, x: torch.Tensor, y: torch.Tensor | None = None, batch_size
 
 def model_code_metrics(model, x_train, y_train, x_test, y_test, seed: int = 0) -> dict[str, float]:
     """``code_metrics`` of a model's codes (empty when the model has no encoder or there are no labels)."""
-    if not getattr(model, "has_encoder", True) or y_train is None or y_test is None:
+    if not isinstance(model, Autoencoder) or y_train is None or y_test is None:
         return {}
     # Unknown labels (-1, semi-supervised data) cannot score anything: only labelled examples count.
     x_train, y_train = labelled(x_train, y_train)

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .codes import code_metrics
 
 CLASSICAL = ("pca", "kernel-pca", "isomap", "lle", "tsne", "umap")
@@ -53,24 +54,25 @@ class Comparison:
 
 
 def check_methods(methods) -> list[str]:
+    from ..models.base import Autoencoder
     from ..registry import get_model_class, list_models
 
     methods = list(methods)
     if not methods:
-        raise ValueError("no methods given")
+        raise ConfigError("no methods given")
     if len(set(methods)) != len(methods):
-        raise ValueError(f"method listed twice in {','.join(methods)}")
+        raise ConfigError(f"method listed twice in {','.join(methods)}")
     for m in methods:
         if m in CLASSICAL:
             continue
         if m not in list_models():
-            raise ValueError(f"unknown method {m!r}: choose from {', '.join(CLASSICAL)} or a model with an encoder "
+            raise ConfigError(f"unknown method {m!r}: choose from {', '.join(CLASSICAL)} or a model with an encoder "
                              f"({', '.join(list_models())})")
         cls = get_model_class(m)
-        if not getattr(cls, "has_encoder", True):
-            raise ValueError(f"method {m!r}: the model has no encoder, so it gives no embedding")
+        if not issubclass(cls, Autoencoder):
+            raise ConfigError(f"method {m!r}: the model has no encoder, so it gives no embedding")
         if cls.conditional:
-            raise ValueError(f"method {m!r}: a conditional model encodes with the label; its codes are not comparable")
+            raise ConfigError(f"method {m!r}: a conditional model encodes with the label; its codes are not comparable")
     return methods
 
 
@@ -83,14 +85,14 @@ def compare(data: str = "digits", *, data_dir: str | None = None, latent_dim: in
 
     methods = check_methods(methods)
     if latent_dim < 1:
-        raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}")
     if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+        raise ConfigError(f"epochs must be >= 1, got {epochs}")
     bundle = load_data(data, data_dir, test_fraction=test_fraction, seed=seed)
     x_tr, y_tr = bundle.x_train, bundle.y_train
     if max_train is not None:
         if max_train < 20:
-            raise ValueError(f"max_train must be >= 20, got {max_train}")
+            raise ConfigError(f"max_train must be >= 20, got {max_train}")
         if max_train < len(x_tr):
             idx = np.sort(np.random.default_rng(seed).choice(len(x_tr), max_train, replace=False))
             x_tr, y_tr = x_tr[idx], (y_tr[idx] if y_tr is not None else None)
@@ -199,7 +201,7 @@ def _fit_method(m, f_tr, xs_tr, y_tr, f_te, xs_te, d, epochs, seed) -> dict[str,
 def _fit_autoencoder(name, xs_tr, y_tr, xs_te, d, epochs, seed) -> dict[str, Any]:
     from ..config import build_config
     from ..registry import create
-    from ..train.trainer import Trainer, TrainConfig
+    from ..training.trainer import TrainConfig, Trainer
     from .codes import encode_all
 
     torch.manual_seed(seed)
@@ -255,14 +257,14 @@ def write_comparison(result: Comparison, out: Path) -> list[Path]:
 
 def plot_embeddings(path: Path, result: Comparison) -> Path:
     """One scatter panel per method (top-2 PCs of wider embeddings), coloured by label."""
-    from ..report import figures  # noqa: F401  (selects the Agg backend)
-    import matplotlib.pyplot as plt
+    from ..report.figures import new_figure, save_figure
 
     names = [r["method"] for r in result.rows]
     n = max(1, len(names))
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
+    fig = new_figure((4 * cols, 3.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     knn = {r["method"]: r.get("knn_acc") for r in result.rows}
     for ax, name in zip(axes.flat, names):
         z, y = result.embeddings[name]
@@ -281,8 +283,4 @@ def plot_embeddings(path: Path, result: Comparison) -> Path:
         ax.set_yticks([])
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -1,16 +1,35 @@
-"""Metrics of a trained model on a data split, averaged per example.
+"""The one metric pipeline: what ``metrics.json``, ``hourglass evaluate``, the report and resume report.
 
-Each model reports per-example numbers from ``metrics_batch``: every model the mean per-value
-binary cross-entropy (``recon_bce``, the Keras convention, meaningful for data in [0, 1]) and mean
-squared error (``recon_mse``); VAE-type models add the negative ELBO (``neg_elbo``) and the
-importance-sampled negative log-likelihood (``nll``), both in nats per example.
+``evaluate_splits(model, splits, ...)`` scores a trained model on a run's :class:`~hourglass.data.splits.Splits`:
+
+* ``train`` and ``test``: the mean of each per-example number a model reports from ``metrics_batch``
+  (every autoencoder the mean per-value binary cross-entropy ``recon_bce``, the Keras convention,
+  meaningful for data in [0, 1], the mean squared error ``recon_mse`` and ``psnr``; VAE-type models the
+  negative ELBO ``neg_elbo`` and the importance-sampled negative log-likelihood ``nll``, in nats per
+  example). The training split is scored on a seeded subset of at most ``MAX_TRAIN_EVAL`` examples.
+* on ``test`` also the code metrics (kNN and probe accuracy with the *training* codes as reference,
+  k-means NMI, trustworthiness, continuity: :mod:`~hourglass.evaluate.codes`), the sample metrics of
+  generative models (:mod:`~hourglass.evaluate.samples`) and, for a run trained without one class,
+  ``anomaly_auc`` (:mod:`~hourglass.evaluate.anomaly`).
+
+Everything random (the ELBO's posterior samples, the subsets) is seeded with ``seed`` in a forked RNG,
+so the same model on the same splits gives the same numbers, whoever asks.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+
+from ..errors import ConfigError, DataError
+from ..models.base import Autoencoder
+from ..seeding import seeded
+
+# Evaluating a VAE's NLL costs k decoder passes per example; on large training sets the train-split
+# metrics use a fixed random subset of this many examples (metrics.json records "n").
+MAX_TRAIN_EVAL = 5000
 
 
 @torch.no_grad()
@@ -29,24 +48,20 @@ def evaluate(
     model.eval()
     n = x.shape[0]
     if n == 0:
-        raise ValueError("cannot evaluate on an empty data set")
+        raise DataError("cannot evaluate on an empty data set")
     if max_examples is not None and n > max_examples:
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_examples]
         x = x[idx]
         y = y[idx] if y is not None else None
         n = max_examples
     dev = model.device
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)  # the ELBO and IWAE estimates sample: make them repeatable
     sums: dict[str, float] = {}
-    try:
+    with seeded(seed):  # the ELBO and IWAE estimates sample: make them repeatable
         for start in range(0, n, batch_size):
             xb = x[start : start + batch_size].to(dev)
             yb = y[start : start + batch_size].to(dev) if y is not None else None
             for k, v in model.metrics_batch(xb, yb).items():
                 sums[k] = sums.get(k, 0.0) + float(v.double().sum())
-    finally:
-        torch.set_rng_state(state)
     out = {k: v / n for k, v in sums.items()}
     if float(x.min()) < 0 or float(x.max()) > 1:
         out.pop("recon_bce", None)
@@ -55,4 +70,36 @@ def evaluate(
         if "recon_bce" in out:
             out["psnr"] = 10 * math.log10(1.0 / out["recon_mse"])
     out["n"] = n
+    return out
+
+
+def evaluate_splits(model, splits, *, data_name: str, sample_identity: str | None = None,
+                    exclude_class: int | None = None, anomaly_class: int | None = None, batch_size: int = 1024,
+                    seed: int = 0) -> dict[str, Any]:
+    """``{"train": ..., "test": ..., ["anomaly": ...]}`` for ``model`` on ``splits`` (see module docstring).
+
+    ``data_name`` and ``sample_identity`` pick the cached classifier of the sample metrics (every run on
+    the same data and scaling shares one); ``exclude_class`` is the class the run was trained without,
+    whose anomaly ROC-AUC is reported (or that of ``anomaly_class``, when given)."""
+    from .codes import model_code_metrics
+    from .samples import sample_metrics
+
+    s = splits
+    out: dict[str, Any] = {
+        "train": evaluate(model, s.x_train, s.y_train, batch_size, max_examples=MAX_TRAIN_EVAL, seed=seed),
+        "test": evaluate(model, s.x_test, s.y_test, batch_size, seed=seed),
+    }
+    out["test"].update(model_code_metrics(model, s.x_train, s.y_train, s.x_test, s.y_test, seed=seed))
+    # A run trained without a class has no classifier for it: no sample metrics.
+    if exclude_class is None:
+        out["test"].update(sample_metrics(model, data_name, s.x_train, s.y_train, s.x_test, seed=seed,
+                                          identity=sample_identity))
+    anomaly_class = exclude_class if anomaly_class is None else anomaly_class
+    if anomaly_class is not None:
+        from .anomaly import anomaly_report
+
+        if not isinstance(model, Autoencoder):
+            raise ConfigError(f"model {model.name!r} has no encoder: it gives no anomaly score")
+        out["anomaly"] = anomaly_report(model, s.x_test, s.y_test, anomaly_class, batch_size, seed)
+        out["test"]["anomaly_auc"] = out["anomaly"]["auc"]
     return out

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..seeding import seeded
 from .codes import labelled
 
 FEATURES = 64
@@ -173,7 +174,7 @@ def classifier_scores(clf: FeatureClassifier, samples: torch.Tensor, real: torch
 def sample_metrics(model, dataset: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
                    n: int = 1000, seed: int = 0, identity: str | None = None) -> dict[str, float]:
     """Sample-quality metrics of a generative model (empty for other models or unlabelled data)."""
-    if not getattr(model, "generative", False) or y_train is None:
+    if not model.generative or y_train is None:
         return {}
     x_train, y_train = labelled(x_train, y_train)  # the classifier learns from labelled examples only
     if len(torch.unique(y_train)) < 2:
@@ -181,29 +182,14 @@ def sample_metrics(model, dataset: str, x_train: torch.Tensor, y_train: torch.Te
     clf = get_classifier(dataset, x_train, y_train, identity=identity, seed=seed)
     n = min(n, max(len(x_test), 2))
     model.eval()
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with seeded(seed):
         ys = None
         if model.conditional:
-            ys = (torch.arange(n) % int(model.config.num_classes)).to(model.device)
+            ys = (torch.arange(n) % model.num_classes).to(model.device)
         samples = model.sample(n, ys).cpu()
-    finally:
-        torch.set_rng_state(state)
     g = torch.Generator().manual_seed(seed)
     ref_train = x_train[torch.randperm(len(x_train), generator=g)[: len(x_test)]]
     return classifier_scores(clf, samples, x_test, ref_train)
-
-
-def run_sample_metrics(run, p, seed: int = 0) -> dict[str, float]:
-    """``sample_metrics`` of a run on its prepared splits, with the classifier shared by every run on the
-    same data set and scaling (none for runs trained without a class: their classifier would lack it)."""
-    d = run.info["data"]
-    if d.get("exclude_class") is not None or p.y_train is None:
-        return {}
-    scaling = json.dumps(run.scaler.to_dict(), sort_keys=True, default=str)
-    identity = hashlib.sha256(f"{d['name']}|{d.get('data_dir')}|{scaling}".encode()).hexdigest()[:16]
-    return sample_metrics(run.model, d["name"], p.x_train, p.y_train, p.x_test, seed=seed, identity=identity)
 
 
 def _safe(name: str) -> str:

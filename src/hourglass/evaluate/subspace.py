@@ -14,6 +14,8 @@ import torch
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
+from ..errors import DataError
+
 
 @torch.no_grad()
 def decoder_directions(model) -> np.ndarray:
@@ -40,6 +42,6 @@ def pca_subspace_angles(model, x) -> np.ndarray:
     x = torch.as_tensor(x).reshape(len(x), -1).double().cpu().numpy()
     k = model.latent_dim
     if k >= x.shape[1]:
-        raise ValueError(f"the code ({k}-D) is not smaller than the data ({x.shape[1]}-D): no subspace to compare")
+        raise DataError(f"the code ({k}-D) is not smaller than the data ({x.shape[1]}-D): no subspace to compare")
     pcs = PCA(n_components=k).fit(x).components_.T
     return np.degrees(subspace_angles(decoder_directions(model), pcs))[::-1]

@@ -34,7 +34,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError, option
+from ..config import option
+from ..errors import ConfigError, DataError
 from ..priors import create_prior
 from ..registry import register_model
 from .base import Autoencoder, BaseConfig, Batch, make_optimizer
@@ -126,7 +127,7 @@ class AAE(Autoencoder):
             return self.prior.sample(n, device=self.device)
         y = torch.as_tensor(y, device=self.device).long()
         if y.shape != (n,):
-            raise ValueError(f"expected {n} labels, got shape {tuple(y.shape)}")
+            raise DataError(f"expected {n} labels, got shape {tuple(y.shape)}")
         # Both draws for every row, then a select: no boolean indexing, no host sync per step.
         z_any = self.prior.sample(n, device=self.device)
         z_label = self.prior.sample_for_labels(y.clamp(min=0))
@@ -152,6 +153,11 @@ class AAE(Autoencoder):
         return opts
 
     @property
+    def num_classes(self) -> int | None:
+        """With ``use_labels``, ``sample(n, y)`` draws from region y of the prior."""
+        return self.label_dim or None
+
+    @property
     def accepts_unknown_labels(self) -> bool:
         return bool(self.label_dim)  # an unknown label gives the discriminator a zero one-hot
 
@@ -160,10 +166,10 @@ class AAE(Autoencoder):
         if not self.label_dim:
             return None
         if y is None:
-            raise ValueError("aae with use_labels=True needs labels y in every batch (use -1 for unknown)")
+            raise DataError("aae with use_labels=True needs labels y in every batch (use -1 for unknown)")
         lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync: labels are checked, not trusted
         if lo < -1 or hi >= self.label_dim:
-            raise ValueError(f"labels must be in [0, {self.label_dim}) or -1 (unknown), got values in [{lo}, {hi}]")
+            raise DataError(f"labels must be in [0, {self.label_dim}) or -1 (unknown), got values in [{lo}, {hi}]")
         # one-hot by comparison: an unknown label (-1) matches no class and gives the zero vector
         return (y.unsqueeze(1) == torch.arange(self.label_dim, device=y.device)).float()
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import ConfigError
 from ..registry import register_model, register_preset
 from .base import Autoencoder, BaseConfig, Batch
 from .blocks import Decoder, Encoder, activation, conv_map_dim
-from ..config import ConfigError
 
 
 @dataclass

@@ -2,12 +2,16 @@
 
 The surface (the trainer, the CLI and the tests use nothing else):
 
-* ``encode(x, y=None) -> z``, ``decode(z, y=None) -> x_hat`` (in data space), ``reconstruct(x, y=None)``;
+* ``decode(z, y=None) -> x_hat`` (in data space); autoencoders add ``encode(x, y=None) -> z`` and
+  ``reconstruct(x, y=None)``;
 * ``configure_optimizers() -> {name: optimizer}``, stepped in that order each batch;
 * ``training_step(batch, phase) -> {"loss": tensor to minimise with optimizer ``phase``, **logs}``;
 * ``validation_step(batch) -> {"loss": ..., **logs}`` (the number early stopping watches);
 * ``metrics_batch(x, y) -> {name: per-example tensor}`` for evaluation;
 * generative models add ``sample(n, y=None)``.
+
+:class:`Generator` holds the decoder side of that surface (``decode``, ``sample``, ``num_classes``);
+:class:`Autoencoder` extends it with ``encode`` and ``reconstruct``. The GAN is a ``Generator``.
 
 Batches are ``(x, y)`` with ``y`` a tensor of integer labels or ``None``; models that do not use
 labels ignore them.
@@ -16,59 +20,20 @@ labels ignore them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError, option
+from ..errors import ConfigError
 from .blocks import init_weights
+from .common import Activation, BaseConfig
 
-Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softplus", "linear"]
+__all__ = ["Activation", "Autoencoder", "BaseConfig", "Batch", "Generator", "bce_per_value", "gaussian_nll",
+           "make_optimizer", "per_example"]
+
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]
-
-
-@dataclass
-class BaseConfig:
-    """Fields every model has. Model configs subclass this and add their own."""
-
-    input_shape: tuple[int, ...] = option((), "shape of one example, (D,) or (C, H, W); set from the data")
-    latent_dim: int = option(16, "size of the code (bottleneck)")
-    architecture: Literal["mlp", "conv"] = option("mlp", "mlp for any data; conv for (C, H, W) images")
-    hidden: tuple[int, ...] = option((256, 128), "MLP hidden widths, encoder order (the decoder mirrors them)")
-    conv_channels: tuple[int, ...] = option((32, 64), "conv channels per level, each level halves H and W")
-    conv_downsample: Literal["maxpool", "stride"] = option("stride", "conv downsampling: max-pooling or stride 2")
-    conv_code: Literal["dense", "map"] = option("dense", "conv code: a dense vector, or the last feature map")
-    activation: Activation = option("relu", "hidden-layer activation ('linear' for a linear model)")
-    code_activation: Activation = option("linear", "activation applied to the code")
-    recon_loss: Literal["bce", "mse"] = option(
-        "bce", "bce: Bernoulli likelihood, data in [0, 1]; mse: Gaussian likelihood, real-valued data"
-    )
-    reduction: Literal["sum", "mean"] = option(
-        "sum", "per-example reconstruction loss: sum over values (nats) or mean (the Keras convention)"
-    )
-    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = option("adam", "optimizer")
-    lr: float = option(1e-3, "learning rate")
-    weight_decay: float = option(0.0, "weight decay (L2; decoupled for adamw)")
-    momentum: float = option(0.0, "momentum (sgd, rmsprop)")
-    adam_eps: float = option(1e-8, "Adam's epsilon (Keras uses 1e-7)")
-    init: Literal["torch", "glorot"] = option("torch", "weight initialisation: PyTorch's or Keras' (glorot)")
-
-    def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError(f"config key 'latent_dim': must be >= 1, got {self.latent_dim}")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"config key 'hidden': widths must be >= 1, got {self.hidden}")
-        if not self.conv_channels or any(c < 1 for c in self.conv_channels):
-            raise ConfigError(f"config key 'conv_channels': needs positive channel counts, got {self.conv_channels}")
-        if not self.lr > 0:
-            raise ConfigError(f"config key 'lr': must be > 0, got {self.lr}")
-        if self.weight_decay < 0 or self.momentum < 0 or self.adam_eps <= 0:
-            raise ConfigError("config keys 'weight_decay', 'momentum' must be >= 0 and 'adam_eps' > 0")
-        if self.input_shape and any(s < 1 for s in self.input_shape):
-            raise ConfigError(f"config key 'input_shape': sizes must be >= 1, got {self.input_shape}")
 
 
 def make_optimizer(params, cfg: BaseConfig, lr: float | None = None) -> torch.optim.Optimizer:
@@ -104,14 +69,20 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, std: float) -> torch.Tenso
     return 0.5 * sq / std**2 + d * (math.log(std) + 0.5 * math.log(2 * math.pi))
 
 
-class Autoencoder(nn.Module):
-    """Base class of every model. Subclasses set ``config_cls`` and build their networks."""
+class Generator(nn.Module):
+    """Base of every model: a decoder from codes to data, trained by the generic trainer.
+
+    The surface every model shares: ``decode(z, y=None)``, ``sample(n, y=None)`` (generative models),
+    ``num_classes`` (the labels a model takes, or None), ``configure_optimizers``, ``training_step``,
+    ``validation_step`` and ``metrics_batch``. :class:`Autoencoder` adds an encoder. A pure generator
+    (the GAN) is a ``Generator`` and nothing more: code that needs ``encode`` asks
+    ``isinstance(model, Autoencoder)``.
+    """
 
     name: ClassVar[str] = "?"
     config_cls: ClassVar[type] = BaseConfig
-    generative: ClassVar[bool] = False  # has sample(n)
+    generative: ClassVar[bool] = True  # has sample(n)
     conditional: ClassVar[bool] = False  # uses labels y in encode/decode/sample
-    has_encoder: ClassVar[bool] = True  # False for pure generators (GAN): no encode/reconstruct
     summary: ClassVar[str] = ""  # one line for `hourglass list`
     # Figures that show a variant's point: file stem -> caption. Every run draws them as STEM.png
     # from figure_data() and report.html shows them with these captions.
@@ -122,7 +93,8 @@ class Autoencoder(nn.Module):
         if not isinstance(config, self.config_cls):
             raise TypeError(f"{type(self).__name__} needs a {self.config_cls.__name__}, got {type(config).__name__}")
         if not config.input_shape:
-            raise ValueError("config 'input_shape' is required: the shape of one example, e.g. (784,) or (1, 28, 28)")
+            raise ConfigError("config key 'input_shape' is required: the shape of one example, e.g. (784,) "
+                              "or (1, 28, 28)")
         config.validate()
         self.config = config
         # Fraction of training done, in epochs (a float); the trainer sets it before each step.
@@ -138,8 +110,21 @@ class Autoencoder(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError
+    @property
+    def num_classes(self) -> int | None:
+        """How many classes ``sample(n, y)`` and (for conditional models) ``encode``/``decode`` take
+        labels from; None for a model that takes no labels."""
+        return None
+
+    @property
+    def data_range(self) -> tuple[float, float] | None:
+        """(0, 1) for a Bernoulli (bce) model, whose data are probabilities; None for real-valued data."""
+        return (0.0, 1.0) if self.config.recon_loss == "bce" else None
+
+    @property
+    def accepts_unknown_labels(self) -> bool:
+        """Whether training takes labels with some unknown (-1): semi-supervised models say True."""
+        return False
 
     def decode_raw(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's raw output: logits (bce) or the mean (mse)."""
@@ -148,13 +133,8 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.output(self.decode_raw(z, y))
 
-    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.decode(self.encode(x, y), y)
-
-    @property
-    def accepts_unknown_labels(self) -> bool:
-        """Whether training takes labels with some unknown (-1): semi-supervised models say True."""
-        return False
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"model {self.name!r} is not generative: it has no sample()")
 
     def figure_data(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, tuple[str, Any]]:
         """Data of the figures named in ``figure_captions``, computed on test examples ``x``:
@@ -162,9 +142,7 @@ class Autoencoder(nn.Module):
         rows or table rows) or ``("histogram", tensor)`` (the values to histogram)."""
         return {}
 
-    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError(f"model {self.name!r} is not generative: it has no sample()")
-
+    # -- training -------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": make_optimizer(self.parameters(), self.config)}
 
@@ -178,16 +156,39 @@ class Autoencoder(nn.Module):
     def training_step(self, batch: Batch, phase: str = "model") -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-example evaluation numbers ``{name: (N,) tensor}`` on data ``x``."""
+        return {}
+
+    # -- helpers --------------------------------------------------------------------------------
+    def output(self, raw: torch.Tensor) -> torch.Tensor:
+        """Map decoder output to data space: sigmoid for bce, identity for mse."""
+        return torch.sigmoid(raw) if self.config.recon_loss == "bce" else raw
+
+    def _init(self, scheme: str | None = None) -> None:
+        init_weights(self, scheme or self.config.init)
+
+
+class Autoencoder(Generator):
+    """A generator with an encoder: ``encode(x, y=None) -> z`` and ``reconstruct``. Not every
+    autoencoder can sample (``generative``: the VAE, CVAE and AAE can; the plain AE cannot)."""
+
+    generative: ClassVar[bool] = False
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decode(self.encode(x, y), y)
+
     @torch.no_grad()
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         x, y = batch
         loss = self.recon_loss(self.decode_raw(self.encode(x, y), y), x).mean()
         return {"loss": loss}
-
-    # -- losses and metrics ----------------------------------------------------------------------
-    def output(self, raw: torch.Tensor) -> torch.Tensor:
-        """Map decoder output to data space: sigmoid for bce, identity for mse."""
-        return torch.sigmoid(raw) if self.config.recon_loss == "bce" else raw
 
     def recon_loss(self, raw: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Per-example reconstruction loss ``(N,)`` from the decoder's raw output."""
@@ -208,6 +209,3 @@ class Autoencoder(nn.Module):
             p = self.output(raw).clamp(1e-7, 1 - 1e-7)
             out["recon_bce"] = per_example(F.binary_cross_entropy(p, x.clamp(0, 1), reduction="none"), "mean")
         return out
-
-    def _init(self, scheme: str | None = None) -> None:
-        init_weights(self, scheme or self.config.init)

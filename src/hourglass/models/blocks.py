@@ -20,6 +20,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.2),
@@ -191,7 +193,7 @@ def conv_map_dim(cfg) -> int:
 
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) != 3:
-        raise ValueError(
+        raise ConfigError(
             f"architecture 'conv' needs images of shape (C, H, W); this data has examples of shape {shape}"
         )
     return shape  # type: ignore[return-value]

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..config import ConfigError, option
+from ..config import option
+from ..errors import ConfigError, DataError
 from ..registry import register_model
 from .base import Batch
 from .blocks import Encoder, init_weights
@@ -82,6 +83,10 @@ class CVAE(VAE):
     def label_dim(self) -> int:  # type: ignore[override]
         return self.config.num_classes
 
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
     # -- labels ----------------------------------------------------------------------------------------
     @property
     def accepts_unknown_labels(self) -> bool:
@@ -89,14 +94,14 @@ class CVAE(VAE):
 
     def _check(self, y: torch.Tensor | None, allow_unknown: bool = False) -> torch.Tensor:
         if y is None:
-            raise ValueError("cvae is conditional: pass labels y (class indices)")
+            raise DataError("cvae is conditional: pass labels y (class indices)")
         if y.numel():
             lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync: labels are checked, not trusted
             if lo < (-1 if allow_unknown else 0) or hi >= self.label_dim:
                 extra = " or -1 (unknown)" if self.config.semi_supervised else ""
                 hint = ("; unknown labels (-1) need semi_supervised=True"
                         if lo == -1 and not self.config.semi_supervised else "")
-                raise ValueError(f"labels must be in [0, {self.label_dim}){extra}; got values in [{lo}, {hi}]{hint}")
+                raise DataError(f"labels must be in [0, {self.label_dim}){extra}; got values in [{lo}, {hi}]{hint}")
         return y
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor:
@@ -127,13 +132,13 @@ class CVAE(VAE):
         if y.ndim == 0:
             y = y.expand(n)
         if y.shape != (n,):
-            raise ValueError(f"sample(n={n}, y): expected {n} labels, got shape {tuple(y.shape)}")
+            raise DataError(f"sample(n={n}, y): expected {n} labels, got shape {tuple(y.shape)}")
         return super().sample(n, y)
 
     # -- the classifier q(y|x) ---------------------------------------------------------------------------
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:
         if not self.config.semi_supervised:
-            raise ValueError("this cvae has no classifier q(y|x); create it with semi_supervised=True")
+            raise ConfigError("this cvae has no classifier q(y|x); create it with semi_supervised=True")
         return self.classifier(x)
 
     @torch.no_grad()

@@ -23,8 +23,9 @@ discriminator (strided convs, leaky ReLU by default). ``spectral_norm`` divides 
 weight by its largest singular value (Miyato et al. 2018), bounding D's Lipschitz constant.
 
 The generator's output is in data space like any decoder's: a sigmoid for ``recon_loss="bce"``
-(data in [0, 1]), the identity for ``"mse"`` (real-valued data). A GAN has no encoder
-(``has_encoder = False``): ``encode`` and ``reconstruct`` raise NotImplementedError.
+(data in [0, 1]), the identity for ``"mse"`` (real-valued data). A GAN has no encoder: it is a
+:class:`~hourglass.models.base.Generator`, not an ``Autoencoder``, so it has ``decode`` and ``sample``
+but no ``encode`` or ``reconstruct``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from torch import nn
 
 from ..config import ConfigError, option
 from ..registry import register_model
-from .base import Activation, Autoencoder, BaseConfig, Batch, make_optimizer
+from .base import Activation, BaseConfig, Batch, Generator, make_optimizer
 from .blocks import ACTIVATIONS, Decoder, Encoder
 
 
@@ -97,12 +98,10 @@ def _spectral_normalise(module: nn.Module) -> None:
 
 
 @register_model("gan")
-class GAN(Autoencoder):
+class GAN(Generator):
     """GAN: generator (the library's decoder) vs discriminator (its encoder with one output)."""
 
     config_cls = GANConfig
-    generative = True
-    has_encoder = False
     summary = "generative adversarial network: generator vs discriminator, BCE from logits; sample(n), no encoder"
 
     def __init__(self, config: GANConfig):
@@ -119,14 +118,6 @@ class GAN(Autoencoder):
             _spectral_normalise(self.discriminator)
 
     # -- surface -------------------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        raise NotImplementedError(
-            "model 'gan' has no encoder: it cannot encode or reconstruct; use sample() or decode(z)"
-        )
-
-    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encode(x, y)
-
     def decode_raw(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z)
 

@@ -20,7 +20,7 @@ picks which one trains):
 The schedule is fixed in epochs: epoch e < L * pretrain_epochs trains layer e // pretrain_epochs + 1,
 later epochs fine-tune. ``required_epochs`` = L * pretrain_epochs + finetune_epochs is the minimum (any epochs beyond it
 fine-tune further): the trainer's ``on_fit_start`` hook checks it before training starts and raises
-a ValueError with the numbers; evaluating a model whose training stopped short (early stopping)
+a ConfigError with the numbers; evaluating a model whose training stopped short (early stopping)
 warns. The history's ``phases`` column shows each epoch's phase. Early stopping watches the whole stack's
 validation loss, which is not what pretraining minimises: use ``patience`` = 0 or larger than the
 pretraining.
@@ -44,7 +44,7 @@ from ..registry import register_model
 from .ae import AEConfig
 from .base import Autoencoder, Batch, make_optimizer, per_example
 from .blocks import Crop, Flatten, Unflatten, activation, conv_sizes
-from .dae import check_noise, corrupt
+from .noise import check_noise, corrupt
 
 
 @dataclass
@@ -64,7 +64,7 @@ class StackedConfig(AEConfig):
         if self.layer_noise != "none":
             try:
                 check_noise(self.layer_noise, self.layer_noise_level, key="config key 'layer_noise_level'")
-            except ValueError as e:
+            except ConfigError as e:
                 raise ConfigError(f"{e} (layer_noise={self.layer_noise!r})") from None
 
 
@@ -147,10 +147,10 @@ class StackedAE(Autoencoder):
         return [self.phase_of(e) for e in range(self.required_epochs)]
 
     def check_epochs(self, epochs: int) -> None:
-        """Raise ValueError, with the numbers, when ``epochs`` cannot fit the schedule."""
+        """Raise ConfigError, with the numbers, when ``epochs`` cannot fit the schedule."""
         c = self.config
         if epochs < self.required_epochs:
-            raise ValueError(
+            raise ConfigError(
                 f"stacked: epochs={epochs} is too few for the schedule: {self.num_layers} layers x "
                 f"pretrain_epochs={c.pretrain_epochs} + finetune_epochs={c.finetune_epochs} = "
                 f"{self.required_epochs} epochs (required_epochs); train for at least that many"
@@ -193,7 +193,7 @@ class StackedAE(Autoencoder):
         c = self.config
         h_in = h
         if c.layer_noise != "none":  # stacked denoising: corrupt the layer's input, rebuild the clean one
-            clip = (0.0, 1.0) if i == 0 and c.recon_loss == "bce" else None
+            clip = self.data_range if i == 0 else None
             h_in = corrupt(h, c.layer_noise, c.layer_noise_level, clip=clip)
         out = self.decoders[i](self.encoders[i](h_in))
         if i == 0:

@@ -1,7 +1,8 @@
 """Figures as PNG files, with numpy and matplotlib only (no torchvision).
 
-Image grids are assembled in numpy and written with ``matplotlib.pyplot.imsave`` (no axes, one
-pixel per pixel, scaled up for small images); plots use the non-interactive Agg backend.
+Image grids are assembled in numpy and written with ``matplotlib.image.imsave`` (no axes, one
+pixel per pixel, scaled up for small images). Plots are drawn on ``matplotlib.figure.Figure`` objects
+and saved directly: pyplot is never imported, so no backend is chosen and no global state changes.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from ..errors import path_access
 
 
 def image_grid(images: np.ndarray, nrow: int | None = None, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
@@ -44,9 +43,12 @@ def save_grid(path: str | Path, images: np.ndarray, nrow: int | None = None, min
     scale = max(1, math.ceil(min_size / max(grid.shape[:2])))
     if scale > 1:
         grid = np.kron(grid, np.ones((scale, scale) + ((1,) if grid.ndim == 3 else ()), dtype=grid.dtype))
+    from matplotlib.image import imsave
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, grid, cmap="gray" if grid.ndim == 2 else None, vmin=0.0, vmax=1.0)
+    with path_access(path, "write"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        imsave(path, grid, cmap="gray" if grid.ndim == 2 else None, vmin=0.0, vmax=1.0)
     return path
 
 
@@ -58,7 +60,8 @@ def save_rows(path: str | Path, rows: Sequence[np.ndarray]) -> Path:
 
 def save_table_rows(path: str | Path, rows: Sequence[np.ndarray], titles: Sequence[str]) -> Path:
     """Tabular data: heatmaps of a few examples (rows) side by side, e.g. original vs reconstruction."""
-    fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3), squeeze=False)
+    fig = new_figure((3 * len(rows), 3))
+    axes = fig.subplots(1, len(rows), squeeze=False)
     vmin = min(float(np.min(r)) for r in rows)
     vmax = max(float(np.max(r)) for r in rows)
     for ax, r, t in zip(axes[0], rows, titles):
@@ -66,8 +69,7 @@ def save_table_rows(path: str | Path, rows: Sequence[np.ndarray], titles: Sequen
         ax.set_title(t)
         ax.set_xlabel("feature")
         ax.set_ylabel("example")
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray | None, title: str = "") -> Path:
@@ -81,7 +83,8 @@ def save_latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray | No
         xlabel, ylabel = "PC 1 of the codes", "PC 2 of the codes"
     elif codes.shape[1] == 1:
         codes = np.column_stack([codes[:, 0], np.zeros(len(codes))])
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = new_figure((6, 5))
+    ax = fig.subplots()
     if labels is not None:
         sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
         fig.colorbar(sc, ax=ax, label="label")
@@ -90,8 +93,7 @@ def save_latent_map(path: str | Path, codes: np.ndarray, labels: np.ndarray | No
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_histogram(path: str | Path, values: np.ndarray, title: str = "", bins: int = 60) -> Path:
@@ -99,7 +101,8 @@ def save_histogram(path: str | Path, values: np.ndarray, title: str = "", bins: 
     10% of the largest |v|)."""
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig = new_figure((5, 3.2))
+    ax = fig.subplots()
     if v.size:
         ax.hist(v, bins=bins, color="#4c72b0")
         ax.set_yscale("log")
@@ -109,8 +112,7 @@ def save_histogram(path: str | Path, values: np.ndarray, title: str = "", bins: 
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("value")
     ax.set_ylabel("count")
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def save_loss_curves(path: str | Path, history: list[dict]) -> Path:
@@ -119,7 +121,8 @@ def save_loss_curves(path: str | Path, history: list[dict]) -> Path:
     names = sorted({k.split("_", 1)[1] for k in keys})
     cols = min(3, max(1, len(names)))
     rows = math.ceil(len(names) / cols) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    fig = new_figure((4 * cols, 3 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     epochs = [rec["epoch"] for rec in history]
     for ax, name in zip(axes.flat, names):
         for split in ("train", "val"):
@@ -132,13 +135,21 @@ def save_loss_curves(path: str | Path, history: list[dict]) -> Path:
         ax.legend()
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
+    return save_figure(fig, path)
+
+
+def new_figure(size: tuple[float, float]):
+    """A matplotlib Figure not registered with pyplot (saved with :func:`save_figure`, then garbage)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=size)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def _save(fig, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with path_access(path, "write"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
     return path
+

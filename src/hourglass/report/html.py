@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import html
 import json
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from ..errors import path_access
 
 FIGURES = [  # (file written by write_run_figures, caption)
     ("losses.png", "Loss curves (train and validation, per epoch)"),
@@ -60,12 +62,24 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def _figures_html(fig_dir: Path, run) -> str:
-    """The run's figures in ``fig_dir``: the common ones, then the model's own (``figure_captions``)."""
-    own = [(f"{stem}.png", caption) for stem, caption in type(run.model).figure_captions.items()]
+@dataclass
+class RunPage:
+    """What one run's section of a report shows: it is handed in, never read from a run directory here."""
+
+    label: str  # the run's name on the page
+    info: dict[str, Any]  # config.json
+    metrics: dict[str, Any]  # metrics.json
+    fig_dir: Path  # where the run's figures (FIGURES and the model's own) were written
+    model_figures: dict[str, str] = field(default_factory=dict)  # the model's own: stem -> caption
+    path: Path | None = None  # the run directory, if any
+
+
+def _figures_html(page: RunPage) -> str:
+    """The run's figures in ``page.fig_dir``: the common ones, then the model's own."""
+    own = [(f"{stem}.png", caption) for stem, caption in page.model_figures.items()]
     parts = []
     for name, caption in FIGURES + own:
-        p = fig_dir / name
+        p = page.fig_dir / name
         if p.is_file():
             alt = html.escape(name[:-4])
             # Image grids of small images (8x8 digits) are drawn larger, pixels kept sharp by the CSS.
@@ -94,33 +108,11 @@ def _page(title: str, body: str) -> str:
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
-def _run_figure_dir(run, prepared, tmp: Path) -> Path:
-    """A directory holding the run's figures: regenerated into ``tmp`` (data reloaded when needed)."""
-    from .run_figures import write_run_figures
-
-    if prepared is None:
-        prepared = reload_prepared(run)
-    write_run_figures(run, prepared, out_dir=tmp)
-    return tmp
-
-
-def reload_prepared(run):
-    """The run's scaled train/val/test splits, reloaded from its data set with its stored scaling."""
-    from ..data import load_data
-    from ..run import split_and_scale
-
-    d = run.info["data"]
-    bundle = load_data(d["name"], d["data_dir"], test_fraction=d["test_fraction"], label_column=d["label_column"],
-                       seed=run.info["train"]["seed"])
-    return split_and_scale(bundle, run.scaler, run.info["train"]["val_fraction"], run.info["train"]["seed"],
-                           fit=False)
-
-
-def run_report_html(run, fig_dir: Path) -> str:
-    info = run.info
+def run_report_html(page: RunPage) -> str:
+    info = page.info
     d = info.get("data", {})
     title = f"hourglass run: {info.get('model')} on {d.get('name')}"
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in metric_rows(run.metrics))
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in metric_rows(page.metrics))
     summary = (f"<p>Model <b>{html.escape(str(info.get('model')))}</b>"
                + (f" (preset {html.escape(str(info['preset']))})" if info.get("preset") else "")
                + f", latent dim {_fmt(info.get('config', {}).get('latent_dim'))}, data <b>"
@@ -128,33 +120,17 @@ def run_report_html(run, fig_dir: Path) -> str:
                f"validation, {_fmt(d.get('n_test'))} test examples, shape {html.escape(str(d.get('input_shape')))})"
                + (f"; class {d['exclude_class']} left out of training" if d.get("exclude_class") is not None else "")
                + f". Created {html.escape(str(info.get('created', '')))}"
-               + (f", directory <code>{html.escape(str(run.path))}</code>" if run.path else "") + ".</p>")
+               + (f", directory <code>{html.escape(str(page.path))}</code>" if page.path else "") + ".</p>")
     body = (f"<h1>{html.escape(title)}</h1>\n{summary}\n<h2>Metrics</h2>\n"
             f'<table id="metrics"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}'
-            f"</tbody></table>\n<h2>Figures</h2>\n{_figures_html(fig_dir, run)}\n"
+            f"</tbody></table>\n<h2>Figures</h2>\n{_figures_html(page)}\n"
             f"<h2>Config</h2>\n<pre>{html.escape(json.dumps(info, indent=2))}</pre>")
     return _page(title, body)
 
 
-def write_report(run, prepared=None, output: str | Path | None = None, fig_dir: str | Path | None = None) -> Path:
-    """Write the run's report (default ``RUN_DIR/report.html``). Figures are taken from ``fig_dir`` when
-    given (the run's directory, right after training), else regenerated in a temporary directory."""
-    if output is None:
-        if run.path is None:
-            raise ValueError("the run has no directory: pass output=")
-        output = Path(run.path) / "report.html"
-    output = Path(output)
-    with tempfile.TemporaryDirectory() as tmp:
-        fdir = Path(fig_dir) if fig_dir is not None else _run_figure_dir(run, prepared, Path(tmp))
-        page = run_report_html(run, fdir)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
-    return output
-
-
-def comparison_html(runs: Sequence, fig_dirs: Sequence[Path]) -> str:
-    names = [_run_label(r, i) for i, r in enumerate(runs)]
-    rows_by_run = [dict(metric_rows(r.metrics)) for r in runs]
+def comparison_html(pages: Sequence[RunPage]) -> str:
+    names = [p.label for p in pages]
+    rows_by_run = [dict(metric_rows(p.metrics)) for p in pages]
     keys: list[str] = []
     for rows in rows_by_run:
         keys += [k for k in rows if k not in keys]
@@ -163,14 +139,13 @@ def comparison_html(runs: Sequence, fig_dirs: Sequence[Path]) -> str:
         f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(rows[k]) if k in rows else '&ndash;'}</td>"
                                                      for rows in rows_by_run) + "</tr>" for k in keys)
     cfg_keys: list[str] = []
-    for r in runs:
-        cfg_keys += [k for k in r.info.get("config", {}) if k not in cfg_keys]
+    for p in pages:
+        cfg_keys += [k for k in p.info.get("config", {}) if k not in cfg_keys]
     cfg_rows = "".join(
-        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(r.info.get('config', {}).get(k, ''))}</td>"
-                                                     for r in runs) + "</tr>" for k in cfg_keys)
-    sections = "".join(f'<div class="run"><h2>{html.escape(n)}</h2>{_figures_html(fd, r)}</div>'
-                       for n, fd, r in zip(names, fig_dirs, runs))
-    title = f"hourglass: {len(runs)} runs compared"
+        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(p.info.get('config', {}).get(k, ''))}</td>"
+                                                     for p in pages) + "</tr>" for k in cfg_keys)
+    sections = "".join(f'<div class="run"><h2>{html.escape(p.label)}</h2>{_figures_html(p)}</div>' for p in pages)
+    title = f"hourglass: {len(pages)} runs compared"
     body = (f"<h1>{html.escape(title)}</h1>\n<h2>Metrics</h2>\n<table id=\"metrics\"><thead><tr><th>metric</th>{head}"
             f"</tr></thead><tbody>{body_rows}</tbody></table>\n<h2>Config</h2>\n<table id=\"config\"><thead><tr>"
             f"<th>field</th>{head}</tr></thead><tbody>{cfg_rows}</tbody></table>\n"
@@ -178,21 +153,10 @@ def comparison_html(runs: Sequence, fig_dirs: Sequence[Path]) -> str:
     return _page(title, body)
 
 
-def write_comparison_report(runs: Sequence, output: str | Path) -> Path:
-    """One page comparing several runs: metrics and configs side by side, then each run's figures."""
+def write_html(output: str | Path, page_html: str) -> Path:
+    """Write a page to ``output`` (its folder is created)."""
     output = Path(output)
-    with tempfile.TemporaryDirectory() as tmp:
-        dirs = []
-        for i, r in enumerate(runs):
-            d = Path(tmp) / str(i)
-            d.mkdir()
-            dirs.append(_run_figure_dir(r, None, d))
-        page = comparison_html(runs, dirs)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(page, encoding="utf-8")
+    with path_access(output, "write"):
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(page_html, encoding="utf-8")
     return output
-
-
-def _run_label(run, i: int) -> str:
-    name = Path(run.path).name if run.path else f"run {i}"
-    return f"{name} ({run.info.get('model')})"

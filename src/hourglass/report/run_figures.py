@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..models.base import Autoencoder
+from ..seeding import seeded
 from . import figures
 
 MANIFOLD_STEPS = 15
@@ -14,56 +16,60 @@ MANIFOLD_SPAN = 2.5  # +-2.5 standard deviations of an N(0, I) prior covers ~99%
 
 
 @torch.no_grad()
-def write_run_figures(run, prepared, n_show: int = 16, n_map: int = 2000, out_dir=None) -> list[str]:
-    """losses.png; reconstructions.png (test originals over their reconstructions) and latent.png (2-D
-    codes of test data coloured by label, or their top-2 PCs) for models with an encoder;
-    interpolation.png (image data); samples.png for generative models; manifold.png (decoded grid of
-    2-D codes) for non-conditional generative models with a 2-D latent; and the model's own figures
-    (``figure_captions`` / ``figure_data``: the DAE's noisy/denoised/clean rows, the sparse AE's
-    code histogram). Written into ``out_dir`` (default: the run's directory)."""
-    out = Path(out_dir) if out_dir is not None else run.path
-    model = run.model.eval()
+def write_run_figures(out_dir, model, splits, *, history=None, image: bool = True, title: str = "",
+                      n_show: int = 16, n_map: int = 2000) -> list[str]:
+    """Write a run's figures into ``out_dir`` and return their paths.
+
+    losses.png (from ``history``); for autoencoders reconstructions.png (test originals over their
+    reconstructions), latent.png (codes of test data coloured by label, or their top-2 PCs) and, for
+    images, interpolation.png; samples.png for generative models; manifold.png (decoded grid of 2-D
+    codes) for non-conditional generative models with a 2-D latent; and the model's own figures
+    (``figure_captions`` / ``figure_data``: the DAE's noisy/denoised/clean rows, the sparse AE's code
+    histogram). ``splits`` are the run's scaled :class:`~hourglass.data.splits.Splits`."""
+    out = Path(out_dir)
+    title = title or model.name
+    model = model.eval()
     dev = model.device
-    image = run.info["data"]["kind"] == "image"
-    has_encoder = getattr(model, "has_encoder", True)
+    encoder = isinstance(model, Autoencoder)
     written = []
-    if run.history:
-        written.append(figures.save_loss_curves(out / "losses.png", run.history))
-    if has_encoder:
-        x = prepared.x_test[:n_show].to(dev)
-        y = prepared.y_test[:n_show].to(dev) if prepared.y_test is not None else None
-        recon = model.reconstruct(x, y).cpu().numpy()
-        if image:
-            written.append(figures.save_rows(out / "reconstructions.png", [x.cpu().numpy(), recon]))
-        else:
-            written.append(figures.save_table_rows(out / "reconstructions.png", [x.cpu().numpy(), recon],
-                                                   ["test data (scaled)", "reconstruction"]))
-        # The model's own figures see up to n_map test examples (histograms want many); rows show n_show.
-        xf = prepared.x_test[:n_map].to(dev)
-        yf = prepared.y_test[:n_map].to(dev) if prepared.y_test is not None else None
-        for stem, (kind, data) in model.figure_data(xf, yf).items():
-            written.append(_model_figure(out / f"{stem}.png", kind, data, image, f"{run.model_name}: {stem}", n_show))
-    if model.generative:
-        samples, nrow = draw_samples(model, 64)
-        if image:
-            written.append(figures.save_grid(out / "samples.png", samples, nrow=nrow))
-        else:
-            written.append(figures.save_latent_map(out / "samples.png", samples.reshape(len(samples), -1)[:, :3],
-                                                   None, "samples (first features)"))
-        if image and model.latent_dim == 2 and not model.conditional:
-            written.append(figures.save_grid(out / "manifold.png", manifold_grid(model), nrow=MANIFOLD_STEPS,
-                                             min_size=480))
-    if has_encoder:
-        xm = prepared.x_test[:n_map]
-        ym = prepared.y_test[:n_map] if prepared.y_test is not None else None
-        codes = torch.cat([model.encode(xm[i:i + 1024].to(dev), ym[i:i + 1024].to(dev) if ym is not None else None)
-                           .cpu() for i in range(0, len(xm), 1024)]).numpy()
-        labels = ym.numpy() if ym is not None else None
-        written.append(figures.save_latent_map(out / "latent.png", codes, labels,
-                                               f"{run.model_name}: test codes ({codes.shape[1]}-D)"))
-        if image and len(prepared.x_test) >= 2:
-            strip = interpolation_rows(model, prepared.x_test, prepared.y_test)
-            written.append(figures.save_rows(out / "interpolation.png", strip))
+    if history:
+        written.append(figures.save_loss_curves(out / "losses.png", history))
+    with seeded(0):  # the same draws whenever the figures are redrawn
+        if encoder:
+            x = splits.x_test[:n_show].to(dev)
+            y = splits.y_test[:n_show].to(dev) if splits.y_test is not None else None
+            recon = model.reconstruct(x, y).cpu().numpy()
+            if image:
+                written.append(figures.save_rows(out / "reconstructions.png", [x.cpu().numpy(), recon]))
+            else:
+                written.append(figures.save_table_rows(out / "reconstructions.png", [x.cpu().numpy(), recon],
+                                                       ["test data (scaled)", "reconstruction"]))
+            # The model's own figures see up to n_map test examples (histograms want many); rows show n_show.
+            xf = splits.x_test[:n_map].to(dev)
+            yf = splits.y_test[:n_map].to(dev) if splits.y_test is not None else None
+            for stem, (kind, data) in model.figure_data(xf, yf).items():
+                written.append(_model_figure(out / f"{stem}.png", kind, data, image, f"{title}: {stem}", n_show))
+        if model.generative:
+            samples, nrow = draw_samples(model, 64)
+            if image:
+                written.append(figures.save_grid(out / "samples.png", samples, nrow=nrow))
+            else:
+                written.append(figures.save_latent_map(out / "samples.png", samples.reshape(len(samples), -1)[:, :3],
+                                                       None, "samples (first features)"))
+            if image and model.latent_dim == 2 and not model.conditional:
+                written.append(figures.save_grid(out / "manifold.png", manifold_grid(model), nrow=MANIFOLD_STEPS,
+                                                 min_size=480))
+        if encoder:
+            xm = splits.x_test[:n_map]
+            ym = splits.y_test[:n_map] if splits.y_test is not None else None
+            codes = torch.cat([model.encode(xm[i:i + 1024].to(dev), ym[i:i + 1024].to(dev) if ym is not None else None)
+                               .cpu() for i in range(0, len(xm), 1024)]).numpy()
+            labels = ym.numpy() if ym is not None else None
+            written.append(figures.save_latent_map(out / "latent.png", codes, labels,
+                                                   f"{title}: test codes ({codes.shape[1]}-D)"))
+            if image and len(splits.x_test) >= 2:
+                strip = interpolation_rows(model, splits.x_test, splits.y_test)
+                written.append(figures.save_rows(out / "interpolation.png", strip))
     return [str(p) for p in written]
 
 
@@ -73,7 +79,7 @@ def draw_samples(model, n: int) -> tuple[np.ndarray, int]:
     model ``n // K`` of each class, a row per class; otherwise ``n`` samples in rows of 8."""
     ys, nrow = None, 8
     if model.conditional:
-        k = int(model.config.num_classes)
+        k = model.num_classes
         nrow = max(1, n // k)
         ys = torch.arange(k, device=model.device).repeat_interleave(nrow)
         n = len(ys)
@@ -90,7 +96,7 @@ def _model_figure(path: Path, kind: str, data, image: bool, title: str, n_show: 
         if image:
             return figures.save_rows(path, rows)
         return figures.save_table_rows(path, rows, titles)
-    raise ValueError(f"figure_data kind must be 'rows' or 'histogram', got {kind!r}")
+    raise TypeError(f"figure_data kind must be 'rows' or 'histogram', got {kind!r}")
 
 
 @torch.no_grad()

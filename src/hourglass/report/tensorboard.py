@@ -16,6 +16,9 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
+from ..models.base import Autoencoder
+from ..seeding import seeded
 from .figures import image_grid
 from .run_figures import draw_samples
 
@@ -23,11 +26,11 @@ INSTALL_HINT = "pip install 'hourglass-ae[tensorboard]'"
 
 
 def summary_writer_class():
-    """``torch.utils.tensorboard.SummaryWriter``, or a ValueError naming the package to install."""
+    """``torch.utils.tensorboard.SummaryWriter``, or a ConfigError naming the package to install."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as exc:  # torch raises ImportError when the tensorboard package is missing
-        raise ValueError(f"TensorBoard logging needs the tensorboard package ({exc}); "
+        raise ConfigError(f"TensorBoard logging needs the tensorboard package ({exc}); "
                          f"install it with {INSTALL_HINT}") from exc
     return SummaryWriter
 
@@ -44,12 +47,12 @@ def scalar_tag(key: str) -> str:
 class TensorBoardLogger:
     """Logs a run's epochs to TensorBoard; ``close()`` flushes the event file."""
 
-    def __init__(self, log_dir: str | Path, run, prepared, n_images: int = 8, n_samples: int = 32):
+    def __init__(self, log_dir: str | Path, model, splits, image: bool, n_images: int = 8, n_samples: int = 32):
         self.writer = summary_writer_class()(log_dir=str(log_dir))
-        self.model = run.model
-        self.image = run.info["data"]["kind"] == "image"
-        x = prepared.x_val if prepared.x_val is not None and len(prepared.x_val) else prepared.x_test
-        y = prepared.y_val if prepared.x_val is not None and len(prepared.x_val) else prepared.y_test
+        self.model = model
+        self.image = image
+        x = splits.x_val if splits.x_val is not None and len(splits.x_val) else splits.x_test
+        y = splits.y_val if splits.x_val is not None and len(splits.x_val) else splits.y_test
         self.x = x[:n_images]
         self.y = y[:n_images] if y is not None else None
         self.n_samples = n_samples
@@ -70,7 +73,7 @@ class TensorBoardLogger:
         model.eval()
         try:
             dev = model.device
-            if model.has_encoder and len(self.x):
+            if isinstance(model, Autoencoder) and len(self.x):
                 x = self.x.to(dev)
                 y = self.y.to(dev) if self.y is not None else None
                 recon = model.reconstruct(x, y).cpu()
@@ -78,8 +81,7 @@ class TensorBoardLogger:
                 self.writer.add_image("reconstructions", grid, step, dataformats=_formats(grid))
             if model.generative:
                 # The same draws every epoch (seeded in a forked RNG, so training's stream is untouched).
-                with torch.random.fork_rng():
-                    torch.manual_seed(0)
+                with seeded(0):
                     samples, nrow = draw_samples(model, self.n_samples)
                 grid = image_grid(samples, nrow=nrow)
                 self.writer.add_image("samples", grid, step, dataformats=_formats(grid))
@@ -91,6 +93,9 @@ class TensorBoardLogger:
             for key, value in (metrics.get(split) or {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.writer.add_scalar(f"metrics_{split}/{key}", float(value), step)
+        self.writer.flush()
+
+    def flush(self) -> None:
         self.writer.flush()
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ write never leaves a half-written checkpoint behind.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -19,23 +20,24 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..errors import CheckpointError, path_access
+
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A run directory that cannot be read; the message names the file."""
+__all__ = ["CheckpointError", "FORMAT_VERSION", "load_state", "load_tensors", "load_weights", "read_history",
+           "read_json", "save_checkpoint", "save_state", "save_tensors", "write_history", "write_json"]
 
 
 def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with path_access(path, "write"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -60,7 +62,9 @@ def read_json(path: str | Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path} not found")
     try:
-        return json.loads(path.read_text())
+        with path_access(path, "read"):
+            text = path.read_text(encoding="utf-8")
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from None
 
@@ -81,12 +85,20 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Load ``path`` into ``model``; names, shapes and finiteness are checked first, naming the tensor."""
     tensors = load_tensors(path)
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(
-            f"{path} does not match the model: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
-        )
+        raise CheckpointError(f"{path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, t in tensors.items():
+        if tuple(t.shape) != tuple(expected[name].shape):
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, the model's config "
+                                  f"needs {tuple(expected[name].shape)}")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: tensor {name!r} holds NaN or Inf values")
+    model.load_state_dict(tensors)
 
 
 # -- trainer state: optimizer state dicts are nested; split tensors from the rest -------------------
@@ -128,3 +140,45 @@ def load_state(run_dir: str | Path) -> dict[str, Any]:
         return _join(meta["state"], tensors)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{run_dir / 'trainer_state.json'} is damaged: {e}") from None
+
+
+# -- history and the per-epoch checkpoint -------------------------------------------------------------
+def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
+    """The per-epoch history as CSV (one column per key that any epoch logged)."""
+    keys: list[str] = []
+    for rec in history:
+        keys += [k for k in rec if k not in keys]
+
+    def w(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(history)
+
+    _atomic(Path(path), w)
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    with path_access(path, "read"), open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rec: dict[str, Any] = {}
+            for k, v in row.items():
+                try:
+                    rec[k] = int(v) if k == "epoch" else float(v)
+                except (TypeError, ValueError):
+                    rec[k] = v
+            out.append(rec)
+    return out
+
+
+def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """What ``--resume`` needs after an epoch: the weights first, then the trainer state that says which
+    epoch they belong to, then the history."""
+    run_dir = Path(run_dir)
+    save_tensors(run_dir / "model.safetensors", weights)
+    save_state(run_dir, state)
+    write_history(run_dir / "history.csv", state["trainer"]["history"])

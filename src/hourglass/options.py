@@ -1,0 +1,82 @@
+"""Training and data options: typed dataclasses, shared by the Python API and the command line.
+
+``hourglass.train(model, data, **options)`` and ``hourglass train MODEL --option ...`` take the same
+options from the same dataclasses: the CLI's flags, their help and their defaults are generated from
+the fields below, and both paths validate through ``build_config`` (an unknown key or a value of the
+wrong type is a ``ConfigError`` naming the key). This module imports no torch, so ``hourglass --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from .config import option
+from .errors import ConfigError
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained (the model's own settings live in its config dataclass)."""
+
+    epochs: int = option(30, "passes over the training data")
+    batch_size: int = option(64, "examples per optimisation step")
+    seed: int = option(0, "seed for the split, weights, shuffling and noise")
+    device: str = option("auto", "auto (cuda if available), cpu, cuda or cuda:N")
+    threads: int | None = option(
+        None, "CPU threads for torch (None: automatic - all usable cores, fewer while other processes "
+              "keep them busy)")
+    val_fraction: float = option(0.1, "fraction of the training data held out for validation (0: none)")
+    patience: int = option(0, "early stopping: epochs without validation improvement (0: off)")
+    min_delta: float = option(0.0, "early stopping: smallest improvement that counts")
+    grad_clip: float = option(0.0, "clip each optimizer's gradient norm to this (0: off)")
+    log_every: int = option(25, "steps between reading losses back (progress bar, non-finite check)")
+    progress: bool = option(True, "show a progress bar")
+    eval_batch_size: int = option(1024, "batch size for validation and evaluation")
+
+    def validate(self) -> None:
+        checks = {
+            "epochs": self.epochs >= 0,
+            "batch_size": self.batch_size >= 1,
+            "val_fraction": 0.0 <= self.val_fraction < 1.0,
+            "patience": self.patience >= 0,
+            "min_delta": self.min_delta >= 0,
+            "grad_clip": self.grad_clip >= 0,
+            "log_every": self.log_every >= 1,
+            "eval_batch_size": self.eval_batch_size >= 1,
+            "threads": self.threads is None or 1 <= self.threads <= 4096,
+            "device": bool(_DEVICE.match(self.device)),
+        }
+        for key, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"training option {key!r}: invalid value {getattr(self, key)!r}"
+                                  + ("; choose auto, cpu, cuda or cuda:N" if key == "device" else ""))
+
+
+@dataclass
+class DataOptions:
+    """How a data set is read, split and scaled for a run (the data itself is the ``data`` argument)."""
+
+    data_dir: str | None = option(None, "folder holding the IDX files of mnist-like data sets ($HOURGLASS_DATA)")
+    test_fraction: float = option(0.2, "test share for data without their own split")
+    label_column: int | str | None = option(None, "label column of a table (name or index)")
+    scaling: Literal["auto", "range", "minmax", "standard", "none"] = option(
+        "auto", "how data are scaled: auto (images to [0, 1]; tables minmax for bce, standard for mse), "
+                "range (the data's known range), minmax, standard or none")
+    anomaly_class: int | None = option(
+        None, "leave this class out of the training data and report its anomaly ROC-AUC")
+    keep_labels: int | None = option(
+        None, "semi-supervised: keep this many training labels (balanced over classes), the rest unknown; "
+              "for cvae with semi_supervised=true or aae with use_labels=true")
+
+    def validate(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"data option 'test_fraction': must be between 0 and 1, got {self.test_fraction}")
+        if self.keep_labels is not None and self.keep_labels < 1:
+            raise ConfigError(f"data option 'keep_labels': must be a positive number of labels, got {self.keep_labels}")
+        if self.data_dir is not None and not self.data_dir.strip():
+            raise ConfigError("data option 'data_dir': empty path")

@@ -1,1 +1,0 @@
-"""Training: the generic trainer and checkpoints."""

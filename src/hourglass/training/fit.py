@@ -1,0 +1,183 @@
+"""Train and resume: what ``hourglass.train`` and ``hourglass train`` do, in order.
+
+1. Sort the options into training options (:class:`~hourglass.options.TrainConfig`), data options
+   (:class:`~hourglass.options.DataOptions`) and model config fields; a preset supplies defaults for
+   the first and the last. An unknown option is a ``ConfigError`` that lists the three kinds.
+2. Read the data (:func:`~hourglass.data.as_bundle`: a name, a path, arrays, a DataFrame), build the
+   model's config from it (the input shape, the number of classes), fit the scaling and make the
+   splits (:func:`~hourglass.data.splits.make_splits`).
+3. Build the model through the registry, claim the run directory (``config.json`` first, so an
+   interrupted run can be resumed) and train with the generic trainer; callbacks write a checkpoint
+   and TensorBoard events after every epoch.
+4. Evaluate through :meth:`Run.evaluate <hourglass.run.Run.evaluate>`, save, draw the figures and write
+   the report.
+
+Both run inside ``torch.random.fork_rng``: training is seeded by its own ``seed`` and leaves the
+caller's random streams as they were.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import build_config, config_to_dict
+from ..data import as_bundle
+from ..data.scaling import make_scaler
+from ..data.splits import make_splits
+from ..errors import CheckpointError, ConfigError, DataError
+from ..options import DataOptions, TrainConfig
+from ..registry import get_model_class, get_preset, make_config
+from ..run import Run, make_info
+from ..seeding import seeded
+from . import checkpoint as ckpt
+from .callbacks import Checkpoint, TensorBoard
+from .trainer import Trainer
+
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+DATA_FIELDS = {f.name for f in dataclasses.fields(DataOptions)}
+
+
+def split_options(model: str, options: dict[str, Any]) -> tuple[dict, dict, dict]:
+    """``options`` -> (training options, data options, model config fields); unknown keys are errors."""
+    model_fields = {f.name for f in dataclasses.fields(get_model_class(model).config_cls)}
+    unknown = sorted(set(options) - TRAIN_FIELDS - DATA_FIELDS - model_fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} for model {model!r}; model config keys: {', '.join(sorted(model_fields))}; "
+            f"training options: {', '.join(sorted(TRAIN_FIELDS))}; data options: {', '.join(sorted(DATA_FIELDS))}")
+    if "input_shape" in options:
+        raise ConfigError("option 'input_shape' is set from the data; it cannot be given")
+    pick = lambda keys: {k: v for k, v in options.items() if k in keys}  # noqa: E731
+    return pick(TRAIN_FIELDS), pick(DATA_FIELDS), pick(model_fields - TRAIN_FIELDS - DATA_FIELDS)
+
+
+def train(model: str, data: Any = "digits", *, preset: str | None = None, out: str | Path | None = None,
+          figures: bool = True, tensorboard: bool = False, config_from_strings: bool = False,
+          **options: Any) -> Run:
+    """Train model ``model`` on ``data`` and return the :class:`~hourglass.run.Run`.
+
+    ``data``: a data set name (``hourglass.list_datasets()``), a file path, an array ``x``, a pair
+    ``(x, y)`` or ``(x_train, x_test)``, ``((x_train, y_train), (x_test, y_test))`` or a pandas
+    DataFrame (see :func:`hourglass.data.as_bundle`).
+
+    ``options`` mixes training options (``epochs``, ``batch_size``, ``seed``, ``device``, ``threads``,
+    ``val_fraction``, ``patience``, ``progress``, ...: ``hourglass.TrainConfig``), data options
+    (``data_dir``, ``test_fraction``, ``label_column``, ``scaling``, ``anomaly_class``, ``keep_labels``:
+    ``hourglass.DataOptions``) and model config fields (``latent_dim``, ``hidden``, ``beta``, ...:
+    ``hourglass list --fields MODEL``). A preset supplies defaults for the training options and the
+    model's config.
+
+    With ``out``, the run directory is written as training goes (a checkpoint every epoch) and
+    ``hourglass.resume(out)`` can continue it. ``anomaly_class`` leaves that class out of the training
+    data and adds ``anomaly_auc`` to the metrics; ``keep_labels`` trains semi-supervised with that many
+    training labels (for ``cvae`` with ``semi_supervised=True`` or ``aae`` with ``use_labels=True``).
+    ``tensorboard`` logs losses and image grids to ``out/tensorboard`` (needs the tensorboard package).
+    """
+    cls = get_model_class(model)
+    train_opts, data_opts, model_opts = split_options(model, options)
+    preset_train: dict[str, Any] = {}
+    if preset is not None:
+        p = get_preset(preset)
+        if p.model != model:
+            raise ConfigError(f"preset {preset!r} is for model {p.model!r}, not {model!r}")
+        preset_train = dict(p.train)
+    tcfg = build_config(TrainConfig, {**preset_train, **train_opts}, from_string=config_from_strings)
+    dopts = build_config(DataOptions, data_opts, from_string=config_from_strings)
+    if tensorboard:
+        _check_tensorboard(out)
+    if out is not None and (Path(out) / "config.json").exists():
+        raise ConfigError(f"{out} already holds a run; choose another --out or continue it with --resume {out}")
+
+    bundle = as_bundle(data, data_dir=dopts.data_dir, test_fraction=dopts.test_fraction,
+                       label_column=dopts.label_column, seed=tcfg.seed)
+    if cls.conditional and bundle.y_train is None:
+        raise DataError(f"model {model!r} is conditional and needs labels; the data ({bundle.source}) have none")
+    cfg_values = dict(model_opts)
+    cfg_values["input_shape"] = tuple(bundle.input_shape)
+    if "num_classes" in {f.name for f in dataclasses.fields(cls.config_cls)} and bundle.y_train is not None:
+        labels = [y for y in (bundle.y_train, bundle.y_test) if y is not None and len(y)]
+        cfg_values.setdefault("num_classes", int(max(y.max() for y in labels)) + 1)
+    cfg = make_config(model, preset, from_string=config_from_strings, **cfg_values)
+    scaler = make_scaler(dopts.scaling, bundle, cfg.recon_loss)
+    splits = make_splits(bundle, scaler, val_fraction=tcfg.val_fraction, seed=tcfg.seed, fit=True,
+                         exclude=dopts.anomaly_class, keep_labels=dopts.keep_labels)
+    with seeded(tcfg.seed):
+        net = cls(cfg)
+        if dopts.keep_labels is not None and not net.accepts_unknown_labels:
+            raise ConfigError(f"keep_labels={dopts.keep_labels}: model {model!r} as configured cannot learn from "
+                              "partial labels; use cvae with semi_supervised=true, or aae with use_labels=true")
+        run = Run(net, scaler, make_info(model, preset, cfg, tcfg, dopts, bundle, splits, scaler), splits=splits)
+        if out is not None:
+            ckpt.write_json(Path(out) / "config.json", run.info)
+            run.path = Path(out)
+        return _fit(run, Trainer(net, tcfg), figures, tensorboard)
+
+
+def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True, figures: bool = True,
+           tensorboard: bool = False, threads: int | None = None) -> Run:
+    """Continue the run in ``path`` from its last completed epoch (to ``epochs`` in all, if given)."""
+    path = Path(path)
+    if tensorboard:
+        _check_tensorboard(path)
+    run = Run.load(path)
+    if not (path / "trainer_state.json").is_file():
+        raise CheckpointError(f"{path} has no trainer state to resume from (trainer_state.json)")
+    values = dict(run.info["train"], progress=progress)
+    if epochs is not None:
+        values["epochs"] = epochs
+    if threads is not None:
+        values["threads"] = threads
+    tcfg = build_config(TrainConfig, values)
+    with seeded(tcfg.seed):  # the trainer state brings back the random state it was saved with
+        trainer = Trainer(run.model, tcfg)
+        trainer.load_state_dict(ckpt.load_state(path))
+        run.info["train"] = config_to_dict(tcfg)
+        return _fit(run, trainer, figures, tensorboard)
+
+
+def _check_tensorboard(out: str | Path | None) -> None:
+    """Before anything is written: TensorBoard logging needs a run directory and the package."""
+    if out is None:
+        raise ConfigError("tensorboard=True needs a run directory to log into (out=...)")
+    from ..report.tensorboard import summary_writer_class
+
+    summary_writer_class()
+
+
+def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool) -> Run:
+    """Train, evaluate and (with a run directory) save, draw and report."""
+    splits, out = run.splits(), run.path
+    logger = None
+    if out is not None:
+        trainer.callbacks.append(Checkpoint(out))
+    if tensorboard and out is not None:
+        from ..report.tensorboard import TensorBoardLogger
+
+        logger = TensorBoardLogger(out / "tensorboard", run.model, splits, run.info["data"]["kind"] == "image")
+        trainer.callbacks.append(TensorBoard(logger))
+    already = sum(rec.get("seconds", 0.0) for rec in trainer.state.history)
+    t0 = time.perf_counter()
+    try:
+        run.history = trainer.fit(splits.x_train, splits.y_train_seen, splits.x_val, splits.y_val_seen)
+        fit_seconds = time.perf_counter() - t0
+        run.metrics = {
+            "fit_seconds": round(already + fit_seconds, 3),
+            "epochs": trainer.state.epoch,
+            "stopped_early": trainer.state.stopped_early,
+            "device": str(trainer.device),
+            **run.evaluate(splits),
+        }
+        if logger is not None:
+            logger.log_metrics(run.metrics, trainer.state.epoch)
+    finally:
+        if logger is not None:
+            logger.close()
+    if out is not None:
+        run.save(out)
+        if figures:
+            run.write_figures(out, splits)
+            run.write_report(fig_dir=out)
+    return run

@@ -1,0 +1,240 @@
+"""One training loop for every model. Nothing in this file knows what an autoencoder is.
+
+The model declares its optimizers (``configure_optimizers() -> {name: optimizer}``) and, for each
+batch and each optimizer in that order, returns the loss to minimise from
+``training_step(batch, phase=name)``. A plain model has one phase; an adversarial one has several
+(reconstruction, discriminator, generator) and gets a fresh forward pass for each, so every phase
+sees the parameters the phase before it has just updated. ``active_phases(epoch)`` lets greedy
+schedules (layer-wise pretraining) train some optimizers in some epochs only.
+
+Data come as a batch source (:mod:`hourglass.data.batches`): by default the whole data set as one
+tensor on the training device, batched by index. Loss values stay on the device and are read back
+every ``log_every`` steps, where they also feed the callbacks and the non-finite check.
+
+What happens around the loop (checkpoints, TensorBoard, the progress bar) are :class:`Callback`
+objects the trainer calls at fixed points; the trainer itself writes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+
+from ..data.batches import Batches, as_batches
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError
+from ..options import TrainConfig
+from ..threads import ThreadGovernor
+from .callbacks import Callback, ProgressBar
+
+__all__ = ["Callback", "TrainConfig", "Trainer", "TrainerState", "TrainingError", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; ``cuda``/``cuda:N`` only when CUDA is available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine")
+        index = torch.device(name).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device(name)
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device 'mps' requested but it is not available on this machine")
+        return torch.device("mps")
+    raise ConfigError(f"device {name!r}: choose auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class TrainerState:
+    """What a resumed run needs besides the weights."""
+
+    epoch: int = 0  # epochs completed
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    stopped_early: bool = False
+
+
+class Trainer:
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, callbacks: Sequence[Callback] = ()):
+        config.validate()
+        self.model = model
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.model.to(self.device)
+        self.optimizers: dict[str, torch.optim.Optimizer] = model.configure_optimizers()
+        if not self.optimizers:
+            raise ValueError(f"model {type(model).__name__} declared no optimizers")
+        self.state = TrainerState()
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.callbacks: list[Callback] = list(callbacks)
+        if config.progress:
+            self.callbacks.append(ProgressBar())
+        self._best_weights: dict[str, torch.Tensor] | None = None
+
+    # -- resume ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "trainer": {
+                "epoch": self.state.epoch,
+                "history": self.state.history,
+                "best_val": self.state.best_val,
+                "bad_epochs": self.state.bad_epochs,
+                "stopped_early": self.state.stopped_early,
+            },
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()},
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        try:
+            t = sd["trainer"]
+            self.state = TrainerState(int(t["epoch"]), list(t["history"]), float(t["best_val"]),
+                                      int(t["bad_epochs"]), bool(t["stopped_early"]))
+            for name, opt in self.optimizers.items():
+                if name not in sd["optimizers"]:
+                    raise CheckpointError(f"the trainer state has no state for optimizer {name!r}")
+                opt.load_state_dict(sd["optimizers"][name])
+            torch.set_rng_state(sd["rng"]["torch"])
+            self.shuffle.set_state(sd["rng"]["shuffle"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(f"the trainer state is damaged or belongs to another model: {e!r}") from None
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def fit(self, x, y: torch.Tensor | None = None, x_val=None,
+            y_val: torch.Tensor | None = None) -> list[dict[str, Any]]:
+        """Train until ``config.epochs`` epochs are done (counting any resumed ones) or early stop.
+
+        ``x`` (and ``x_val``) are tensors, with labels ``y`` (``y_val``) or None, or batch sources
+        (:class:`~hourglass.data.batches.Batches`)."""
+        cfg, model, dev = self.config, self.model, self.device
+        train = as_batches(x, y).to(dev)
+        val = as_batches(x_val, y_val).to(dev) if x_val is not None else None
+        if len(train) == 0:
+            raise DataError("no training examples")
+        model.on_fit_start(cfg.epochs)
+        if self.state.epoch == 0:
+            torch.manual_seed(cfg.seed)
+        steps = train.num_batches(cfg.batch_size)
+        governor = ThreadGovernor(cfg.threads)
+        governor.start()
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        try:
+            while self.state.epoch < cfg.epochs and not self.state.stopped_early:
+                record = self._epoch(train, val, steps, governor)
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, record)
+        finally:
+            governor.stop()
+            for cb in self.callbacks:
+                cb.on_fit_end(self)
+        if self.state.stopped_early and self._best_weights is not None:
+            model.load_state_dict(self._best_weights)
+        model.eval()
+        return self.state.history
+
+    def _epoch(self, train: Batches, val: Batches | None, steps: int, governor: ThreadGovernor) -> dict[str, Any]:
+        cfg, model = self.config, self.model
+        epoch = self.state.epoch
+        t0 = time.perf_counter()
+        model.train()
+        phases = model.active_phases(epoch) or list(self.optimizers)
+        unknown = [p for p in phases if p not in self.optimizers]
+        if unknown:
+            raise ValueError(f"active_phases() named unknown optimizers {unknown}")
+        prefix = "" if len(self.optimizers) == 1 else "{}/"
+        sums: dict[str, torch.Tensor] = {}
+        window: list[tuple[int, str, torch.Tensor]] = []
+        for step, batch in enumerate(train.shuffled(cfg.batch_size, self.shuffle)):
+            model.progress = epoch + step / steps
+            for phase in phases:
+                out = self._step(phase, batch)
+                for k, v in out.items():
+                    key = prefix.format(phase) + k
+                    sums[key] = sums[key] + v if key in sums else v.clone()
+                window.append((step, phase, out["loss"]))
+            if len(window) >= cfg.log_every * len(phases) or step == steps - 1:
+                self._check_finite(window, epoch)
+                window.clear()
+                governor.tick()
+                if self.callbacks:
+                    means = {k: v.item() / (step + 1) for k, v in sums.items()}
+                    for cb in self.callbacks:
+                        cb.on_log(self, epoch, step, steps, means)
+        model.progress = float(epoch + 1)
+        record: dict[str, Any] = {"epoch": epoch + 1}
+        record.update({f"train_{k}": v.item() / steps for k, v in sums.items()})
+        if val is not None and len(val) > 0:
+            record.update({f"val_{k}": v for k, v in self.validate(val).items()})
+        record["phases"] = ",".join(phases)
+        record["seconds"] = time.perf_counter() - t0
+        self._early_stopping(record)
+        self.state.history.append(record)
+        self.state.epoch += 1
+        return record
+
+    def _step(self, phase: str, batch) -> dict[str, torch.Tensor]:
+        opt = self.optimizers[phase]
+        opt.zero_grad(set_to_none=True)
+        out = self.model.training_step(batch, phase)
+        if "loss" not in out:
+            raise ValueError(f"training_step(phase={phase!r}) must return a dict with a 'loss' entry")
+        out["loss"].backward()
+        if self.config.grad_clip > 0:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        opt.step()
+        return {k: v.detach() for k, v in out.items()}
+
+    def _check_finite(self, window: list[tuple[int, str, torch.Tensor]], epoch: int) -> None:
+        values = torch.stack([w[2] for w in window]).float().cpu()
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            step, phase, _ = window[int(bad[0])]
+            name = "loss" if len(self.optimizers) == 1 else f"{phase} loss"
+            raise TrainingError(
+                f"the {name} became {values[int(bad[0])].item()} at epoch {epoch + 1}, step {step + 1}; "
+                "training stopped (try a lower --lr, grad_clip, or check the data scaling)"
+            )
+
+    @torch.no_grad()
+    def validate(self, val, y: torch.Tensor | None = None) -> dict[str, float]:
+        """Mean of ``validation_step``'s numbers over ``val`` (a batch source, or a tensor with labels ``y``)."""
+        val = as_batches(val, y).to(self.device)
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        for xb, yb in val.ordered(self.config.eval_batch_size):
+            for k, v in self.model.validation_step((xb, yb)).items():
+                sums[k] = sums.get(k, 0) + v * xb.shape[0]
+        self.model.train()
+        return {k: v.item() / len(val) for k, v in sums.items()}
+
+    def _early_stopping(self, record: dict[str, Any]) -> None:
+        monitor = record.get("val_loss", record.get("train_loss"))
+        if monitor is None:  # several optimizers and no validation: no single number to watch
+            return
+        if not math.isfinite(monitor):
+            raise TrainingError(f"the validation loss became {monitor} at epoch {record['epoch']}; training stopped")
+        if monitor < self.state.best_val - self.config.min_delta:
+            self.state.best_val = monitor
+            self.state.bad_epochs = 0
+            if self.config.patience > 0:
+                self._best_weights = copy.deepcopy({k: v.detach() for k, v in self.model.state_dict().items()})
+        else:
+            self.state.bad_epochs += 1
+            if self.config.patience > 0 and self.state.bad_epochs >= self.config.patience:
+                self.state.stopped_early = True
+                record["early_stop"] = True
