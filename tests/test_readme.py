@@ -52,3 +52,4 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert namespace["codes"].shape == (359, 2)
     assert (tmp_path / "runs" / "api-vae" / "model.safetensors").is_file()
     assert namespace["same"].model_name == "vae"
+    assert namespace["own"].info["data"]["n_train"] == 360  # 400 training rows, 10% held out
