@@ -94,16 +94,21 @@ def get_preset(name: str) -> Preset:
     return _PRESETS[name]
 
 
+def preset_for(model: str, preset: str | None) -> Preset | None:
+    """Preset ``preset`` (None: none), refused when it belongs to another model."""
+    if preset is None:
+        return None
+    p = get_preset(preset)
+    if p.model != model:
+        raise ConfigError(f"preset {preset!r} is for model {p.model!r}, not {model!r}")
+    return p
+
+
 def make_config(name: str, preset: str | None = None, *, from_string: bool = False, **values: Any) -> Any:
     """The config of model ``name``: defaults, then the preset's values, then ``values``."""
     cls = get_model_class(name).config_cls
-    base_values: dict[str, Any] = {}
-    if preset is not None:
-        p = get_preset(preset)
-        if p.model != name:
-            raise ConfigError(f"preset {preset!r} is for model {p.model!r}, not {name!r}")
-        base_values = dict(p.config)
-    base = build_config(cls, base_values) if base_values else None
+    p = preset_for(name, preset)
+    base = build_config(cls, dict(p.config)) if p is not None and p.config else None
     return build_config(cls, values, from_string=from_string, base=base)
 
 

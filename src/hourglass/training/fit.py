@@ -29,7 +29,7 @@ from ..data.scaling import make_scaler
 from ..data.splits import make_splits
 from ..errors import CheckpointError, ConfigError, DataError
 from ..options import DataOptions, TrainConfig
-from ..registry import get_model_class, get_preset, make_config
+from ..registry import get_model_class, make_config, preset_for
 from ..run import Run, make_info
 from ..seeding import seeded
 from . import checkpoint as ckpt
@@ -78,13 +78,8 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
     """
     cls = get_model_class(model)
     train_opts, data_opts, model_opts = split_options(model, options)
-    preset_train: dict[str, Any] = {}
-    if preset is not None:
-        p = get_preset(preset)
-        if p.model != model:
-            raise ConfigError(f"preset {preset!r} is for model {p.model!r}, not {model!r}")
-        preset_train = dict(p.train)
-    tcfg = build_config(TrainConfig, {**preset_train, **train_opts}, from_string=config_from_strings)
+    p = preset_for(model, preset)
+    tcfg = build_config(TrainConfig, {**(p.train if p else {}), **train_opts}, from_string=config_from_strings)
     dopts = build_config(DataOptions, data_opts, from_string=config_from_strings)
     if tensorboard:
         _check_tensorboard(out)
