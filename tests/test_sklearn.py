@@ -146,7 +146,8 @@ def test_scikit_learn_errors_for_bad_input(cancer):
 def test_bad_parameters_are_config_errors(cancer):
     x, _ = cancer
     for params, match in [({"model": "gan"}, "has no encoder"), ({"model": "nope"}, "unknown model 'nope'"),
-                          ({"epochs": -1}, "'epochs': invalid value -1"), ({"verbose": None}, "verbose"), ({"model_params": {"latent_dim": 3}}, "latent_dim"),
+                          ({"epochs": -1}, "'epochs': invalid value -1"), ({"verbose": None}, "verbose"),
+                          ({"model_params": {"latent_dim": 3}}, "latent_dim"),
                           ({"model_params": {"betta": 2.0}}, "unknown option 'betta'"),
                           ({"input_shape": (2, 3, 3)}, "holds 18 values")]:
         with pytest.raises(hourglass.ConfigError, match=match):
