@@ -331,6 +331,8 @@ def test_train_arrays_holds_out_validation_only_and_evaluates_nothing():
     assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (40, 10, 0)
     assert set(run.metrics) == {"fit_seconds", "epochs", "stopped_early", "device"}
     assert run.model.num_classes == 3 and "val_loss" in run.history[0]
+    with pytest.raises(DataError, match="in-memory data"):  # as any run of in-memory data
+        run.bundle()
     images = train_arrays("ae", np.random.default_rng(0).random((20, 1, 6, 6)), **opts)
     assert images.info["data"]["kind"] == "image" and images.input_shape == (1, 6, 6)
     with pytest.raises(DataError, match=r"shape \(N, D\) or \(N, C, H, W\)"):

@@ -28,7 +28,7 @@ import numpy as np
 from ..config import build_config, config_to_dict
 from ..data import DataBundle, as_bundle
 from ..data.scaling import make_scaler
-from ..data.sources import IN_MEMORY
+from ..data.sources import IN_MEMORY, fingerprint
 from ..data.splits import make_splits
 from ..errors import CheckpointError, ConfigError, DataError
 from ..options import DataOptions, TrainConfig
@@ -135,6 +135,7 @@ def train_arrays(model: str, x: np.ndarray, y: np.ndarray | None = None, *, sour
     kind = "image" if x.ndim == 4 else "tabular"
     bundle = DataBundle(IN_MEMORY, x, y, x[:0], None if y is None else y[:0], kind, None,
                         f"{IN_MEMORY} {source} {tuple(x.shape)} {x.dtype}")
+    bundle.fingerprint = fingerprint(bundle)  # the run then asks for the data again, as any in-memory run
     return train(model, bundle, figures=False, evaluate=False, **options)
 
 
