@@ -3,6 +3,7 @@ search, thresholds, labels, pickling and the safe save format."""
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
@@ -241,6 +242,10 @@ def test_save_and_load_use_the_run_format(cancer, tmp_path):
     assert hourglass.load(path).model_name == "vae"  # a run directory like any other
     with pytest.raises(hourglass.CheckpointError, match="load it with that class"):
         AutoencoderTransformer.load(path)
+    record = json.loads((path / "estimator.json").read_text())
+    (path / "estimator.json").write_text(json.dumps({**record, "fitted": {**record["fitted"], "evil_": 1}}))
+    with pytest.raises(hourglass.CheckpointError, match="unknown fitted attribute 'evil_'"):
+        AutoencoderOutlierDetector.load(path)
     t = AutoencoderTransformer(**FAST).fit(x)
     assert np.array_equal(AutoencoderTransformer.load(t.save(tmp_path / "t")).transform(x), t.transform(x))
 

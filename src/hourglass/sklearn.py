@@ -324,6 +324,9 @@ class _AutoencoderEstimator(BaseEstimator):
             raise CheckpointError(f"{where} is damaged: {e!r}") from None
         est.run_ = Run.load(path, device=est.device)
         est.n_features_in_ = int(fitted.pop("n_features_in_"))
+        unknown = sorted(set(fitted) - {"feature_names_in_", "classes_", "offset_"})
+        if unknown:
+            raise CheckpointError(f"{where}: unknown fitted attribute {unknown[0]!r}")
         for name, value in fitted.items():
             if name == "offset_":
                 est.offset_ = float(value)
