@@ -451,7 +451,7 @@ class AutoencoderTransformer(TransformerMixin, _AutoencoderEstimator):
             out = self.run_.decode(Z, self._conditional_labels(y, len(Z)), batch_size=SCORE_BATCH)
         return out.reshape(len(Z), -1)
 
-    def sample(self, n_samples: int = 1, y=None, random_state=None) -> np.ndarray:
+    def sample(self, n_samples: int = 1, *, y=None, random_state=None) -> np.ndarray:
         """``n_samples`` new examples, ``(n_samples, n_features)`` in X's units, for generative models
         (vae, cvae, aae). ``y``: one label for all, or one per sample (models that take labels;
         default: drawn at random). ``random_state`` makes the draw repeatable."""
