@@ -176,6 +176,26 @@ def test_anomaly_auc_prefers_the_negative_elbo_for_vaes():
         anomaly_auc(model, x, y, 5)
 
 
+@pytest.mark.parametrize("name", ["ae", "dae", "sparse", "contractive", "stacked", "vae", "cvae", "aae"])
+def test_anomaly_scores_are_the_models_own_and_do_not_depend_on_the_batch(name):
+    from helpers import fixed_batch, small_model
+    from hourglass.evaluate.anomaly import anomaly_scores
+
+    torch.manual_seed(0)
+    model = small_model(name).eval()
+    x, y = fixed_batch(n=40)
+    scores, key = anomaly_scores(model, x, y)
+    again, _ = anomaly_scores(model, x.flip(0), y.flip(0), batch_size=7)  # other order, other batches
+    np.testing.assert_allclose(again[::-1], scores, rtol=1e-5)
+    with torch.no_grad():
+        alone = [model.anomaly_score(x[i : i + 1], y[i : i + 1] if model.conditional else None) for i in range(3)]
+    np.testing.assert_allclose(torch.cat(alone).numpy(), scores[:3], rtol=1e-5)
+    assert key == ("neg_elbo" if name in ("vae", "cvae") else "recon_bce")
+    if key == "recon_bce":  # the metric of the same name, per example
+        with torch.no_grad():
+            np.testing.assert_allclose(model.metrics_batch(x, y)["recon_bce"].numpy(), scores, rtol=1e-5)
+
+
 def test_train_anomaly_class_errors(tmp_path, capsys):
     assert run_cli("train", "ae", "--anomaly-class", 99, "--epochs", 1, "--out", tmp_path / "r",
                    "--no-progress") == 2

@@ -7,6 +7,8 @@ import re
 import shlex
 from pathlib import Path
 
+import numpy as np
+
 from hourglass.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -44,12 +46,17 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
         assert main(args) == 0, f"README command failed: {line}\n{capsys.readouterr().err}"
 
 
-def test_readme_python_example_runs(tmp_path, monkeypatch):
+def test_readme_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (code,) = blocks("python")
     namespace: dict = {}
-    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    for code in blocks("python"):  # in order, in one namespace, as a reader runs them
+        exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["codes"].shape == (359, 2)
     assert (tmp_path / "runs" / "api-vae" / "model.safetensors").is_file()
     assert namespace["same"].model_name == "vae"
     assert namespace["own"].info["data"]["n_train"] == 360  # 400 training rows, 10% held out
+    assert namespace["search"].best_params_["autoencodertransformer__latent_dim"] in (2, 4)
+    assert set(namespace["flags"]) == {-1, 1}
+    # the exported encoder, run by onnxruntime alone, gives the detector's codes
+    assert namespace["z"].shape == (569, 4)
+    np.testing.assert_allclose(namespace["z"], namespace["detector"].run_.encode(namespace["X"]), rtol=1e-5, atol=1e-5)

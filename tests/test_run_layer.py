@@ -319,3 +319,21 @@ def test_every_public_name_resolves():
     for name in hourglass.__all__:
         assert getattr(hourglass, name) is not None, name
     assert callable(hourglass.train) and hourglass.train.__module__ == "hourglass.training.fit"
+
+
+def test_train_arrays_holds_out_validation_only_and_evaluates_nothing():
+    from hourglass.training.fit import train_arrays
+
+    x, y = _table(50, 4)
+    opts = {k: v for k, v in FAST.items() if k != "figures"}
+    run = train_arrays("cvae", x, y, val_fraction=0.2, **opts)
+    s = run.splits()
+    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (40, 10, 0)
+    assert set(run.metrics) == {"fit_seconds", "epochs", "stopped_early", "device"}
+    assert run.model.num_classes == 3 and "val_loss" in run.history[0]
+    with pytest.raises(DataError, match="in-memory data"):  # as any run of in-memory data
+        run.bundle()
+    images = train_arrays("ae", np.random.default_rng(0).random((20, 1, 6, 6)), **opts)
+    assert images.info["data"]["kind"] == "image" and images.input_shape == (1, 6, 6)
+    with pytest.raises(DataError, match=r"shape \(N, D\) or \(N, C, H, W\)"):
+        train_arrays("ae", x[:, :, None], **opts)

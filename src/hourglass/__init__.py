@@ -27,8 +27,8 @@ _EXPORTS = {
     "TrainConfig": "options", "DataOptions": "options",
     "pca_subspace_angles": "evaluate.subspace",
 }
-_SUBMODULES = {"config", "data", "errors", "evaluate", "models", "options", "priors", "registry", "report", "run",
-               "seeding", "threads", "training", "cli"}
+_SUBMODULES = {"config", "data", "errors", "evaluate", "export", "models", "options", "priors", "registry", "report",
+               "run", "seeding", "sklearn", "threads", "training", "cli"}
 
 __all__ = [  # noqa: F822 - the names in _EXPORTS are loaded on first use by __getattr__
     "CheckpointError", "ConfigError", "DataError", "DataOptions", "HourglassError", "PathError", "Run", "TrainConfig",

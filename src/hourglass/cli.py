@@ -35,6 +35,7 @@ examples:
   hourglass sample runs/vae -n 64 --output samples.png
   hourglass denoise runs/dae --noise gaussian:0.5 --output denoised.png
   hourglass interpolate runs/vae --from 0 --to 7 --steps 10 --output strip.png
+  hourglass export runs/vae --format onnx             # encoder.onnx, decoder.onnx in runs/vae/onnx
   hourglass train vae --anomaly-class 0 --out runs/vae-no0  # anomaly AUC of the unseen class 0
   hourglass train cvae --set semi_supervised=true --keep-labels 100 --out runs/semi  # 100 labels
   hourglass compare --data digits --latent-dim 2 --methods pca,tsne,ae,vae --out cmp
@@ -168,6 +169,16 @@ def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
     it.add_argument("--to", dest="j", type=int, default=1, help="index of the second example (default 1)")
     it.add_argument("--steps", type=int, default=10, help="images in the strip, end points included (default 10)")
     it.add_argument("--output", required=True, help="output file: .png (a strip) or .npy")
+
+    ex = sub.add_parser("export", help="write the encoder and decoder as ONNX or TorchScript files",
+                        description="Write encoder and decoder graphs that take and give data in the run's original "
+                                    "units (its scaling is folded in), with a dynamic batch size, and export.json "
+                                    "describing them. ONNX: opset 17 unless --opset; TorchScript: torch.jit.trace. "
+                                    "A model without an encoder (gan) exports its generator as the decoder only.")
+    ex.add_argument("run_dir")
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="default: onnx")
+    ex.add_argument("--out", help="output folder (default: RUN_DIR/onnx or RUN_DIR/torchscript)")
+    ex.add_argument("--opset", type=int, help="ONNX opset, 7 to 20 (default 17)")
 
     s = sub.add_parser("sample", help="draw new examples from a generative model")
     s.add_argument("run_dir")
@@ -433,6 +444,21 @@ def cmd_interpolate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_run
+
+    options = {}
+    if args.opset is not None:
+        if args.format != "onnx":
+            raise UsageError("--opset is for --format onnx")
+        options["opset"] = args.opset
+    record = export_run(args.run_dir, args.out, args.format, **options)
+    if "note" in record:
+        print(f"hourglass: note: {record['note']}", file=sys.stderr)
+    print(f"wrote {', '.join(record['files'])} to {record['out_dir']}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from .evaluate.compare import compare
 
@@ -468,6 +494,7 @@ COMMANDS = {
     "reconstruct": cmd_reconstruct,
     "sample": cmd_sample,
     "compare": cmd_compare,
+    "export": cmd_export,
     "report": cmd_report,
 }
 

@@ -3,10 +3,13 @@
 Train without class C (``hourglass train MODEL --anomaly-class C`` drops C from the training data),
 then score every test example by how poorly the model explains it:
 
-* VAE-type models (their ``metrics_batch`` reports ``neg_elbo``): the negative ELBO, an upper bound
-  on -log p(x) in nats;
+* VAE-type models: the negative ELBO, an upper bound on -log p(x) in nats;
 * every other model with an encoder: the reconstruction error, in the model's own likelihood
   (mean per-value BCE for ``recon_loss="bce"``, MSE for ``"mse"``).
+
+Each model computes its own score (``Autoencoder.anomaly_score``), deterministically and independently
+of the batch an example is in: the scikit-learn detector (:mod:`hourglass.sklearn`) thresholds the same
+numbers.
 
 ``anomaly_auc`` is the ROC-AUC of that score for telling class C (positive) from the rest: 0.5 is
 chance, 1 a perfect detector. It is only meaningful for a model trained without class C.
@@ -28,20 +31,16 @@ def anomaly_scores(model, x: torch.Tensor, y: torch.Tensor | None = None, batch_
     """Per-example anomaly score (higher = more anomalous) and the name of the quantity used."""
     if not isinstance(model, Autoencoder):
         raise DataError(f"model {model.name!r} has no encoder: it cannot score examples by reconstruction")
+    if len(x) == 0:
+        raise DataError("no examples to score")
     model.eval()
     dev = model.device
-    parts, key = [], None
-    with seeded(seed):  # the ELBO is a sampled estimate: make it repeatable
+    parts = []
+    with seeded(seed):  # a model whose score samples would repeat its draws
         for s in range(0, len(x), batch_size):
             yb = y[s : s + batch_size].to(dev) if (y is not None and model.conditional) else None
-            m = model.metrics_batch(x[s : s + batch_size].to(dev), yb)
-            if key is None:
-                key = "neg_elbo" if "neg_elbo" in m else ("recon_bce" if model.config.recon_loss == "bce"
-                                                          else "recon_mse")
-            parts.append(m[key].double().cpu())
-    if key is None:
-        raise DataError("no examples to score")
-    return torch.cat(parts).numpy(), key
+            parts.append(model.anomaly_score(x[s : s + batch_size].to(dev), yb).double().cpu())
+    return torch.cat(parts).numpy(), model.anomaly_score_name
 
 
 def anomaly_auc(model, x: torch.Tensor, y, anomaly_class: int, batch_size: int = 1024, seed: int = 0) -> float:

@@ -198,6 +198,22 @@ class Autoencoder(Generator):
             values = (raw - x) ** 2
         return per_example(values, self.config.reduction)
 
+    @property
+    def anomaly_score_name(self) -> str:
+        """What :meth:`anomaly_score` measures (``recon_bce`` or ``recon_mse``; VAEs: ``neg_elbo``)."""
+        return "recon_bce" if self.config.recon_loss == "bce" else "recon_mse"
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-example anomaly score ``(N,)``, higher for examples the model explains worse: the
+        reconstruction error in the model's own likelihood, mean per value (BCE for ``recon_loss="bce"``,
+        squared error for ``"mse"``; the ``recon_bce`` / ``recon_mse`` of :meth:`metrics_batch`).
+        Deterministic: an example's score does not depend on the batch it is scored in."""
+        raw = self.decode_raw(self.encode(x, y), y)
+        if self.config.recon_loss == "bce":
+            return per_example(bce_per_value(raw, x), "mean")
+        return per_example((self.output(raw) - x) ** 2, "mean")
+
     @torch.no_grad()
     def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-example evaluation numbers: mean per-value BCE (data in [0, 1]) and MSE."""

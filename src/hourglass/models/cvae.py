@@ -124,6 +124,9 @@ class CVAE(VAE):
         y = self.fill_labels(x, y)
         return self.decode(self.encode(x, y), y)
 
+    def anomaly_score(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return super().anomaly_score(x, self.fill_labels(x, y))
+
     def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
         """n images of class y (an int, or one label per sample); y=None draws classes from the uniform p(y)."""
         if y is None:

@@ -32,6 +32,8 @@ from .blocks import Decoder, Encoder
 
 # log-variance is clamped to keep exp() finite early in training: sigma in [exp(-15), exp(10)].
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+# Posterior draws behind the anomaly score's ELBO estimate (the same draws for every example).
+ANOMALY_SAMPLES = 16
 
 
 @dataclass
@@ -145,6 +147,25 @@ class VAE(Autoencoder):
         x, y = batch
         recon, kl = self.elbo_terms(x, y)
         return {"loss": (recon + kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
+
+    @property
+    def anomaly_score_name(self) -> str:
+        return "neg_elbo"
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The negative ELBO per example, -E_q log p(x|z) + KL(q(z|x) || N(0, I)), in nats.
+
+        The expectation is estimated from ``ANOMALY_SAMPLES`` standard-normal draws eps_s that are the
+        same for every example (common random numbers), z_s = mu(x) + sigma(x) * eps_s: the score is
+        deterministic, and an example's score does not depend on the batch it is scored in (a fresh
+        draw per row, as in training, would make both false)."""
+        mu, logvar = self.posterior(x, y)
+        eps = torch.randn(ANOMALY_SAMPLES, self.latent_dim, generator=torch.Generator().manual_seed(0))
+        eps = eps.to(device=mu.device, dtype=mu.dtype)
+        std = (0.5 * logvar).exp()
+        recon = sum(self.nll_given_z(self.decode_raw(mu + e * std, y), x) for e in eps) / ANOMALY_SAMPLES
+        return recon + kl_to_standard_normal(mu, logvar)
 
     @torch.no_grad()
     def iwae_nll(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int | None = None) -> torch.Tensor:

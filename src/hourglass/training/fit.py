@@ -23,9 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import build_config, config_to_dict
-from ..data import as_bundle
+from ..data import DataBundle, as_bundle
 from ..data.scaling import make_scaler
+from ..data.sources import IN_MEMORY, fingerprint
 from ..data.splits import make_splits
 from ..errors import CheckpointError, ConfigError, DataError
 from ..options import DataOptions, TrainConfig
@@ -56,7 +59,7 @@ def split_options(model: str, options: dict[str, Any]) -> tuple[dict, dict, dict
 
 def train(model: str, data: Any = "digits", *, preset: str | None = None, out: str | Path | None = None,
           figures: bool = True, tensorboard: bool = False, config_from_strings: bool = False,
-          **options: Any) -> Run:
+          evaluate: bool = True, **options: Any) -> Run:
     """Train model ``model`` on ``data`` and return the :class:`~hourglass.run.Run`.
 
     ``data``: a data set name (``hourglass.list_datasets()``), a file path, an array ``x``, a pair
@@ -75,6 +78,7 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
     data and adds ``anomaly_auc`` to the metrics; ``keep_labels`` trains semi-supervised with that many
     training labels (for ``cvae`` with ``semi_supervised=True`` or ``aae`` with ``use_labels=True``).
     ``tensorboard`` logs losses and image grids to ``out/tensorboard`` (needs the tensorboard package).
+    ``evaluate=False`` skips the metric pipeline: ``run.metrics`` then holds only the fit's time and epochs.
     """
     cls = get_model_class(model)
     train_opts, data_opts, model_opts = split_options(model, options)
@@ -108,7 +112,26 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
         if out is not None:
             ckpt.write_json(Path(out) / "config.json", run.info)
             run.path = Path(out)
-        return _fit(run, Trainer(net, tcfg), figures, tensorboard)
+        return _fit(run, Trainer(net, tcfg), figures, tensorboard, evaluate)
+
+
+def train_arrays(model: str, x: np.ndarray, y: np.ndarray | None = None, *, source: str = "arrays",
+                 **options: Any) -> Run:
+    """Train ``model`` on all of ``x`` (labels ``y``, class indices, or None), for callers that keep their
+    own test data, such as the scikit-learn estimators (:mod:`hourglass.sklearn`).
+
+    ``x`` holds examples in the layout the model takes, ``(N, D)`` or ``(N, C, H, W)``. As in :func:`train`,
+    ``val_fraction`` of them are held out for validation (the validation loss, early stopping; the run's
+    ``splits().x_val``) and the scaling is fitted on the rest; unlike it, nothing is set aside for a test
+    split and nothing is evaluated. ``options`` are :func:`train`'s (no ``out``: nothing is written)."""
+    x = np.asarray(x)
+    if x.ndim not in (2, 4):
+        raise DataError(f"expected examples of shape (N, D) or (N, C, H, W), found shape {x.shape}")
+    kind = "image" if x.ndim == 4 else "tabular"
+    bundle = DataBundle(IN_MEMORY, x, y, x[:0], None if y is None else y[:0], kind, None,
+                        f"{IN_MEMORY} {source} {tuple(x.shape)} {x.dtype}")
+    bundle.fingerprint = fingerprint(bundle)  # the run then asks for the data again, as any in-memory run
+    return train(model, bundle, figures=False, evaluate=False, **options)
 
 
 def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True, figures: bool = True,
@@ -130,7 +153,7 @@ def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True
         trainer = Trainer(run.model, tcfg)
         trainer.load_state_dict(ckpt.load_state(path))
         run.info["train"] = config_to_dict(tcfg)
-        return _fit(run, trainer, figures, tensorboard)
+        return _fit(run, trainer, figures, tensorboard, evaluate=True)
 
 
 def _check_tensorboard(out: str | Path | None) -> None:
@@ -142,8 +165,8 @@ def _check_tensorboard(out: str | Path | None) -> None:
     summary_writer_class()
 
 
-def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool) -> Run:
-    """Train, evaluate and (with a run directory) save, draw and report."""
+def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate: bool) -> Run:
+    """Train, evaluate (if asked) and (with a run directory) save, draw and report."""
     splits, out = run.splits(), run.path
     logger = None
     if out is not None:
@@ -163,7 +186,7 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool) -> Run:
             "epochs": trainer.state.epoch,
             "stopped_early": trainer.state.stopped_early,
             "device": str(trainer.device),
-            **run.evaluate(splits),
+            **(run.evaluate(splits) if evaluate else {}),
         }
         if logger is not None:
             logger.log_metrics(run.metrics, trainer.state.epoch)
