@@ -18,15 +18,14 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import DataError
+from .bundle import DataBundle, split_arrays
 from .idx import read_image_label_pair
-from .tabular import read_table
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -70,26 +69,6 @@ IDX_SOURCES: dict[str, tuple[str, dict[str, str], list[str] | None]] = {
 }
 
 
-@dataclass
-class DataBundle:
-    """Raw (unscaled) train and test arrays of one data set."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray | None
-    kind: str  # "image" (N, C, H, W) or "tabular" (N, D)
-    value_range: tuple[float, float] | None  # the known native range, if any
-    source: str
-    label_names: list[str] | None = None
-    fingerprint: str | None = None  # hash of in-memory arrays (named sets and files are found again by name)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-
 Loader = Callable[..., DataBundle]
 _DATASETS: dict[str, tuple[Loader, str]] = {}
 
@@ -116,37 +95,25 @@ def load_data(
     label_column: str | int | None = None,
     seed: int = 0,
     download: bool = True,
+    options=None,
+    lazy: bool = False,
+    stored: dict | None = None,
 ) -> DataBundle:
-    """A registered data set by name, or a ``.npy``/``.npz``/``.csv`` file split into train/test."""
+    """A registered data set by name, or a file or image folder (:func:`hourglass.data.files.load_path`)
+    split into train/test. ``options`` (a :class:`~hourglass.options.DataOptions`) carries the table and
+    image settings; ``lazy`` and ``stored``: see :mod:`hourglass.data.files`."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     if name in _DATASETS:
         return _DATASETS[name][0](data_dir=data_dir, test_fraction=test_fraction, seed=seed, download=download)
     path = Path(name)
-    if path.suffix.lower() in (".npy", ".npz", ".csv") or path.exists():
-        x, y, names = read_table(path, label_column)
-        return split_arrays(str(path), x, y, names, test_fraction, seed, source=str(path.resolve()))
-    raise DataError(f"unknown data set {name!r}: not one of {', '.join(_DATASETS)}, and no such file exists")
+    if path.exists() or path.suffix.lower() in (".npy", ".npz", ".csv", ".tsv", ".parquet", ".pq"):
+        from .files import load_path
 
-
-def split_arrays(name, x, y, names, test_fraction, seed, source, kind="tabular", value_range=None) -> DataBundle:
-    """A seeded train/test split of ``x`` (and ``y``), stratified by label where every class can be."""
-    from sklearn.model_selection import train_test_split
-
-    n = len(x)
-    n_test = int(round(n * test_fraction))
-    if n_test < 1 or n - n_test < 1:
-        raise DataError(f"{name}: {n} examples are too few to split with test_fraction={test_fraction}")
-    stratify = None
-    if y is not None:
-        _, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
-            stratify = y
-    idx_train, idx_test = train_test_split(np.arange(n), test_size=n_test, random_state=seed, stratify=stratify)
-    return DataBundle(
-        name, x[idx_train], y[idx_train] if y is not None else None, x[idx_test],
-        y[idx_test] if y is not None else None, kind, value_range, source, names,
-    )
+        return load_path(path, options=options, test_fraction=test_fraction, label_column=label_column, seed=seed,
+                         lazy=lazy, stored=stored)
+    raise DataError(f"unknown data set {name!r}: not one of {', '.join(_DATASETS)}, and no such file or folder "
+                    "exists")
 
 
 @register_dataset("digits", "scikit-learn's 1,797 handwritten digits, 8x8, values 0..16 (embedded, offline)")
