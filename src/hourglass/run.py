@@ -371,39 +371,49 @@ class Run:
         return open_examples(path, self._stored(), self.input_shape)
 
     def stream(self, what: str, path: str | Path | None = None, limit: int | None = None,
-               batch_size: int = 1024) -> Iterator[tuple[np.ndarray, Any, np.ndarray]]:
-        """``(row numbers, label values or None, outputs)`` chunk by chunk, for ``what`` = ``"encode"`` (codes)
-        or ``"reconstruct"`` (reconstructions in original units) of the file ``path`` or the run's test data.
-        Memory: one chunk of ``batch_size`` examples, whatever the size of the input."""
-        import warnings
-
-        from .data.tables import TableRows
-        from .errors import HourglassWarning
+               batch_size: int = 1024) -> tuple[int, bool, Iterator[tuple[np.ndarray, Any, np.ndarray]]]:
+        """``(n, has labels, chunks)``: the chunks are ``(row numbers, label values or None, outputs)``, for
+        ``what`` = ``"encode"`` (codes) or ``"reconstruct"`` (reconstructions in original units) of the file
+        or image folder ``path``, or of the run's test data. Memory: one chunk of ``batch_size`` examples,
+        whatever the size of the input."""
+        from .data.rows import ArrayRows, Rows
 
         if path is None:
             b = self.bundle()
-            rows = b.x_test
-            values = b.y_test
+            rows = b.x_test if isinstance(b.x_test, Rows) else ArrayRows(b.x_test, b.source)
+            y = values = b.y_test
             if values is not None and self.label_names:
                 values = np.asarray(self.label_names, dtype=object)[values]
             index = b.index_test if b.index_test is not None else np.arange(len(rows))
-            y = b.y_test
-            from .data.rows import ArrayRows, Rows
-
-            if not isinstance(rows, Rows):
-                rows = ArrayRows(rows, b.source)
         else:
             rows, y, values, index = self.open_input(path)
         n = len(rows) if limit is None else min(limit, len(rows))
         fn = self.encode if what == "encode" else self.reconstruct
-        for s in range(0, n, batch_size):
-            idx = np.arange(s, min(s + batch_size, n))
-            yc = y[idx] if (y is not None and self.model.conditional) else None
-            out = fn(rows.take(idx), yc, batch_size=batch_size)
-            yield index[idx], (values[idx] if values is not None else None), out
-        if isinstance(rows, TableRows) and rows.unseen:
-            warnings.warn(f"{rows.source}: {rows.unseen} value(s) of categories the run was not trained on were "
-                          "encoded as all zeros", HourglassWarning, stacklevel=2)
+
+        def chunks():
+            import warnings
+
+            from .data.tables import TableRows
+            from .errors import HourglassWarning
+
+            for s in range(0, n, batch_size):
+                idx = np.arange(s, min(s + batch_size, n))
+                yc = y[idx] if (y is not None and self.model.conditional) else None
+                yield index[idx], (values[idx] if values is not None else None), fn(rows.take(idx), yc, batch_size)
+            if isinstance(rows, TableRows) and rows.unseen:
+                warnings.warn(f"{rows.source}: {rows.unseen} value(s) of categories the run was not trained on "
+                              "were encoded as all zeros", HourglassWarning, stacklevel=2)
+
+        return n, values is not None, chunks()
+
+    def output_names(self, what: str) -> list[str]:
+        """Column names of written codes (``z0``, ...) or reconstructions (a table's features, or ``x0``, ...)."""
+        if what == "encode":
+            return [f"z{i}" for i in range(self.model.latent_dim)]
+        record = self.info["data"].get("transform")
+        if record:
+            return list(record["features"])
+        return [f"x{i}" for i in range(int(np.prod(self.input_shape)))]
 
     def class_index(self, label: str | int) -> int:
         """A class given by index or by name, checked against the classes the model takes."""

@@ -135,6 +135,53 @@ def _plane3d(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBun
     return split_arrays("plane3d", x, None, None, test_fraction, seed, source="synthetic (hourglass)")
 
 
+# Mean and standard deviation of the pixel values (scaled to [0, 1]) of each set's 60,000 training
+# images: the normalisation constants published with the sets and used throughout the literature.
+PIXEL_STATS = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530), "kmnist": (0.1918, 0.3483)}
+STATS_TOLERANCE = 0.03  # the sets differ by >= 0.06 in mean; 100 images vary by ~0.005 (measured on MNIST)
+MIN_CHECKED = 100  # fewer images than this say too little to tell the sets apart
+
+
+def verify_idx_set(name: str, folder: Path, x_train: np.ndarray, x_test: np.ndarray) -> str:
+    """Check that the IDX files in ``folder`` hold the set ``name`` says; returns how they were checked.
+
+    1. A training-image archive whose MD5 is the official one of ``name`` is accepted at once; one whose
+       MD5 is the official archive of *another* set is an error naming that set.
+    2. Any other file (a subset such as the 10,000-digit MNIST sample, a re-compressed copy) is checked
+       by its content: the mean and standard deviation of the pixel values of the training and test
+       images must each be within ``STATS_TOLERANCE`` of the set's published values, and closer to them
+       than to those of any other MNIST-format set. A random subset keeps the statistics of its set
+       (on the MNIST sample: mean 0.1311, std 0.3087 for the published 0.1307, 0.3081; 100 random
+       images vary by about 0.005), while the sets differ by 0.06 or more in mean (digits on black,
+       clothing, cursive characters), so the check accepts any subset of the right set of at least
+       ``MIN_CHECKED`` images and refuses the others. Smaller files are not checked (the returned note
+       says so)."""
+    gz = _file(folder, "train_images")
+    if gz.name.endswith(".gz"):
+        digest = hashlib.md5(gz.read_bytes()).hexdigest()
+        for other, (_, md5s, _) in IDX_SOURCES.items():
+            if md5s.get(gz.name) == digest:
+                if other != name:
+                    raise DataError(f"{name}: {gz} is the official {other} archive, not {name}'s")
+                return "official archive (MD5)"
+    notes = []
+    for split, x in (("train", x_train), ("test", x_test)):
+        if len(x) < MIN_CHECKED:
+            notes.append(f"{split}: {len(x)} images, too few to check")
+            continue
+        v = np.asarray(x, dtype=np.float64) / 255.0
+        mean, std = float(v.mean()), float(v.std())
+        nearest = min(PIXEL_STATS, key=lambda k: (PIXEL_STATS[k][0] - mean) ** 2 + (PIXEL_STATS[k][1] - std) ** 2)
+        ref = PIXEL_STATS[name]
+        if nearest != name or abs(mean - ref[0]) > STATS_TOLERANCE or abs(std - ref[1]) > STATS_TOLERANCE:
+            like = (f"as {nearest}'s ({PIXEL_STATS[nearest][0]}, {PIXEL_STATS[nearest][1]}) do"
+                    if nearest != name else "unlike any MNIST-format set")
+            raise DataError(f"{name}: the {split} images in {folder} are not {name}: their pixels have mean "
+                            f"{mean:.3f} and std {std:.3f}, {like}, not {name}'s ({ref[0]}, {ref[1]})")
+        notes.append(f"{split}: pixel mean {mean:.4f}, std {std:.4f} (published {ref[0]}, {ref[1]})")
+    return "content statistics: " + "; ".join(notes)
+
+
 def _idx_loader(name: str) -> Loader:
     def load(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBundle:
         folder = find_idx_files(name, data_dir, download)
@@ -142,7 +189,12 @@ def _idx_loader(name: str) -> Loader:
         x_te, y_te = read_image_label_pair(_file(folder, "test_images"), _file(folder, "test_labels"))
         if x_tr.shape[1:] != x_te.shape[1:]:
             raise DataError(f"{folder}: train images are {x_tr.shape[1:]} but test images are {x_te.shape[1:]}")
-        return DataBundle(name, x_tr, y_tr, x_te, y_te, "image", (0.0, 255.0), str(folder), IDX_SOURCES[name][2])
+        verified = verify_idx_set(name, folder, x_tr, x_te)
+        from .files import file_record
+
+        files = {"files": [file_record(_file(folder, k)) for k in IDX_FILES]}
+        return DataBundle(name, x_tr, y_tr, x_te, y_te, "image", (0.0, 255.0), str(folder), IDX_SOURCES[name][2],
+                          files=files, verified=verified)
 
     return load
 

@@ -33,6 +33,7 @@ _CODES = {dt.newbyteorder("="): code for code, dt in IDX_TYPES.items()}
 MAX_DIMS = 8
 MAX_BYTES = 1 << 34  # 16 GiB: a header claiming more is damaged, not data
 TRAILING_CAP = 1 << 16  # bytes past the payload read to report how many there are
+READ_PIECE = 1 << 20  # bytes decompressed at a time
 
 
 class _Stream:
@@ -50,9 +51,19 @@ class _Stream:
         self.reader = gzip.GzipFile(fileobj=self.file, mode="rb") if self.gzip else self.file
 
     def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes. Read in pieces: a single ``read(n)`` would allocate ``n`` bytes up front, so
+        a header's claim, not the file's content, would set the memory taken."""
         try:
             with path_access(self.path, "read"):
-                return self.reader.read(n)
+                if n <= READ_PIECE:
+                    return self.reader.read(n)
+                out = bytearray()
+                while len(out) < n:
+                    piece = self.reader.read(min(READ_PIECE, n - len(out)))
+                    if not piece:
+                        break
+                    out += piece
+                return out
         except (OSError, EOFError, zlib.error) as e:
             if isinstance(e, PathError):
                 raise
@@ -118,7 +129,7 @@ def _read(stream: _Stream, path: Path) -> np.ndarray:
                         f"{dtype.name} need {expected}")
     array = np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
     if dtype.kind == "f" and array.size:
-        check_finite(array.reshape(dims[0], -1) if ndim > 1 else array.reshape(-1, 1), str(path))
+        check_finite(array if ndim > 1 else array.reshape(-1, 1), str(path))
     return array
 
 

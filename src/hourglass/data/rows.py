@@ -176,7 +176,7 @@ def check_finite(x: np.ndarray, source: str, base: int = 0, rows: np.ndarray | N
                      f"position {tuple(int(v) for v in np.unravel_index(j, y.shape[1:]))}")
             original = x.reshape(len(x), -1)[i, j]
             if np.isfinite(original):
-                raise DataError(f"{source}: row {row}, {where}: {original!r} overflows float32 "
+                raise DataError(f"{source}: row {row}, {where}: {float(original)!r} overflows float32 "
                                 f"(largest {np.finfo(np.float32).max:.3g})")
-            raise DataError(f"{source}: row {row} has a non-finite value ({original}) in {where}")
+            raise DataError(f"{source}: row {row} has a non-finite value ({float(original)}) in {where}")
     return y
