@@ -173,9 +173,13 @@ def verify_idx_set(name: str, folder: Path, x_train: np.ndarray, x_test: np.ndar
         mean, std = float(v.mean()), float(v.std())
         nearest = min(PIXEL_STATS, key=lambda k: (PIXEL_STATS[k][0] - mean) ** 2 + (PIXEL_STATS[k][1] - std) ** 2)
         ref = PIXEL_STATS[name]
-        if nearest != name or abs(mean - ref[0]) > STATS_TOLERANCE or abs(std - ref[1]) > STATS_TOLERANCE:
+
+        def close(k: str) -> bool:
+            return abs(mean - PIXEL_STATS[k][0]) <= STATS_TOLERANCE and abs(std - PIXEL_STATS[k][1]) <= STATS_TOLERANCE
+
+        if nearest != name or not close(name):
             like = (f"as {nearest}'s ({PIXEL_STATS[nearest][0]}, {PIXEL_STATS[nearest][1]}) do"
-                    if nearest != name else "unlike any MNIST-format set")
+                    if close(nearest) else "unlike any MNIST-format set")
             raise DataError(f"{name}: the {split} images in {folder} are not {name}: their pixels have mean "
                             f"{mean:.3f} and std {std:.3f}, {like}, not {name}'s ({ref[0]}, {ref[1]})")
         notes.append(f"{split}: pixel mean {mean:.4f}, std {std:.4f} (published {ref[0]}, {ref[1]})")
