@@ -174,7 +174,7 @@ def verify_idx_set(name: str, folder: Path, x_train: np.ndarray, x_test: np.ndar
         nearest = min(PIXEL_STATS, key=lambda k: (PIXEL_STATS[k][0] - mean) ** 2 + (PIXEL_STATS[k][1] - std) ** 2)
         ref = PIXEL_STATS[name]
 
-        def close(k: str) -> bool:
+        def close(k: str, mean=mean, std=std) -> bool:
             return abs(mean - PIXEL_STATS[k][0]) <= STATS_TOLERANCE and abs(std - PIXEL_STATS[k][1]) <= STATS_TOLERANCE
 
         if nearest != name or not close(name):
