@@ -217,7 +217,7 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
 
     (tmp_path / "t.parquet").write_bytes(b"PAR1")
     monkeypatch.setattr(builtins, "__import__", no_pyarrow)
-    with pytest.raises(DataError, match=r"t.parquet: reading Parquet needs pyarrow: pip install 'hourglass-ae\[parquet"):
+    with pytest.raises(DataError, match=r"t.parquet: reading Parquet needs pyarrow: pip install 'hourglass-ae\[par"):
         hourglass.train("ae", tmp_path / "t.parquet", **FAST)
 
 
