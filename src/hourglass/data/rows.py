@@ -24,7 +24,8 @@ import numpy as np
 
 from ..errors import DataError, path_access
 
-CHUNK = 4096  # examples per chunk in streaming passes (scaling statistics, value ranges)
+CHUNK = 4096  # examples per chunk in streaming passes (scaling statistics, value ranges) ...
+CHUNK_BYTES = 1 << 20  # ... and at most this many bytes of float32 (the statistics take ~4x that in float64)
 
 
 class Rows:
@@ -51,6 +52,8 @@ class Rows:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"{self.source}: index out of range 0..{len(self) - 1}")
+        if len(idx) < 2 or bool((np.diff(idx) >= 0).all()):
+            return self._take_sorted(idx)
         order = np.argsort(idx, kind="stable")
         out = self._take_sorted(idx[order])
         result = np.empty_like(out)
@@ -67,8 +70,10 @@ class Rows:
     def subset(self, idx) -> "Rows":
         return SubsetRows(self, np.asarray(idx, dtype=np.int64))
 
-    def chunks(self, size: int = CHUNK) -> Iterator[np.ndarray]:
-        """The examples in order, ``size`` at a time."""
+    def chunks(self, size: int | None = None) -> Iterator[np.ndarray]:
+        """The examples in order, ``size`` at a time (default: ``CHUNK``, fewer for large examples)."""
+        if size is None:
+            size = max(1, min(CHUNK, CHUNK_BYTES // (4 * max(1, math.prod(self.example_shape)))))
         for start in range(0, len(self), size):
             yield self.take(np.arange(start, min(start + size, len(self))))
 

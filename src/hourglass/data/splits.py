@@ -68,12 +68,13 @@ class Splits:
     def streamed(self) -> bool:
         return isinstance(self.x_train, StreamSplit)
 
-    def train_batches(self, workers: int = 0) -> Batches:
-        """The trainer's source of training batches (with the labels the model may see)."""
-        return _source(self.x_train, self.y_train_seen, workers)
+    def train_batches(self, workers: int = 0, max_batch_bytes: int | None = None) -> Batches:
+        """The trainer's source of training batches (with the labels the model may see); streamed passes
+        in order cut their batches to ``max_batch_bytes``."""
+        return _source(self.x_train, self.y_train_seen, workers, max_batch_bytes)
 
-    def val_batches(self, workers: int = 0) -> Batches | None:
-        return _source(self.x_val, self.y_val_seen, workers) if self.x_val is not None else None
+    def val_batches(self, workers: int = 0, max_batch_bytes: int | None = None) -> Batches | None:
+        return _source(self.x_val, self.y_val_seen, workers, max_batch_bytes) if self.x_val is not None else None
 
     def bounded(self, max_bytes: int | None = None, seed: int = 0) -> tuple["Splits", dict[str, int]]:
         """Tensor splits for evaluation and figures, and the number of examples each holds: the splits
@@ -100,8 +101,8 @@ class Splits:
         return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, y_tr_seen, y_va_seen), sizes
 
 
-def _source(x, y, workers: int) -> Batches:
-    return x.batches(y, workers) if isinstance(x, StreamSplit) else TensorBatches(x, y)
+def _source(x, y, workers: int, max_batch_bytes: int | None) -> Batches:
+    return x.batches(y, workers, max_batch_bytes) if isinstance(x, StreamSplit) else TensorBatches(x, y)
 
 
 def exclude_class(bundle: DataBundle, c: int | None) -> DataBundle:

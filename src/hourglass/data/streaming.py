@@ -60,8 +60,9 @@ class StreamSplit:
             key = np.flatnonzero(key)
         return self.take(key)
 
-    def batches(self, y: torch.Tensor | None = None, workers: int = 0) -> "StreamBatches":
-        return StreamBatches(self.rows, self.scaler, y, workers)
+    def batches(self, y: torch.Tensor | None = None, workers: int = 0,
+                max_batch_bytes: int | None = None) -> "StreamBatches":
+        return StreamBatches(self.rows, self.scaler, y, workers, max_batch_bytes=max_batch_bytes)
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -83,10 +84,11 @@ class StreamBatches:
     """The streaming batch source (see the module docstring); the trainer takes it like TensorBatches."""
 
     def __init__(self, rows: Rows, scaler: Scaler, y: torch.Tensor | None = None, workers: int = 0,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, max_batch_bytes: int | None = None):
         if y is not None and len(y) != len(rows):
             raise ValueError(f"{len(rows)} examples but {len(y)} labels")
         self.rows, self.scaler, self.y, self.workers = rows, scaler, y, workers
+        self.max_batch_bytes = max_batch_bytes
         self.device = device or torch.device("cpu")
         self._blocks = rows.blocks()
 
@@ -94,7 +96,7 @@ class StreamBatches:
         return len(self.rows)
 
     def to(self, device: torch.device) -> "StreamBatches":
-        return StreamBatches(self.rows, self.scaler, self.y, self.workers, torch.device(device))
+        return StreamBatches(self.rows, self.scaler, self.y, self.workers, torch.device(device), self.max_batch_bytes)
 
     def num_batches(self, batch_size: int) -> int:
         return math.ceil(len(self) / batch_size)
@@ -115,6 +117,11 @@ class StreamBatches:
         return self._iterate([perm[s : s + batch_size] for s in range(0, len(self), batch_size)])
 
     def ordered(self, batch_size: int) -> Iterator:
+        """In order; batches (validation: ``eval_batch_size``) cut to ``max_batch_bytes`` of float32 when set,
+        so that a pass whose outcome does not depend on the batch size stays inside the memory budget."""
+        if self.max_batch_bytes is not None:
+            per = 4 * max(1, int(np.prod(self.rows.example_shape)))
+            batch_size = max(1, min(batch_size, self.max_batch_bytes // per))
         return self._iterate([np.arange(s, min(s + batch_size, len(self))) for s in range(0, len(self), batch_size)])
 
     def _iterate(self, index_batches: list[np.ndarray]) -> Iterator:

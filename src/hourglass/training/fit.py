@@ -168,7 +168,9 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool) -> Run:
     t0 = time.perf_counter()
     try:
         workers = run.data_options.workers
-        run.history = trainer.fit(splits.train_batches(workers), None, splits.val_batches(workers))
+        budget = run.info["data"].get("memory_budget_bytes")
+        cap = budget // 16 if budget and splits.streamed else None  # a validation batch: 1/16 of the budget
+        run.history = trainer.fit(splits.train_batches(workers, cap), None, splits.val_batches(workers, cap))
         fit_seconds = time.perf_counter() - t0
         run.metrics = {
             "fit_seconds": round(already + fit_seconds, 3),
