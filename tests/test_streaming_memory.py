@@ -4,9 +4,9 @@ Each measurement runs in a fresh Python process (so nothing else the test sessio
 it imports everything and trains once, streamed, on a small file of the same width with the same
 batch size (imports, the model's and optimizer's memory and the batches' first allocations are then
 behind it, and no data are held), reads its peak resident set (``resource.getrusage``,
-``ru_maxrss``), trains an epoch on a ``.npy`` file of 78 MiB with ``memory_budget=16`` (MiB), and reports how far the peak rose. The
-same run with ``in_memory="always"`` is the control: it shows the measurement sees the data when
-they are held.
+``ru_maxrss``), trains an epoch on a ``.npy`` file of 78 MiB with ``memory_budget=16`` (MiB), and
+reports how far the peak rose. The same run with ``in_memory="always"`` is the control: it shows
+the measurement sees the data when they are held.
 """
 
 from __future__ import annotations
