@@ -380,12 +380,15 @@ def _stream_out(args, what: str, out: Path) -> int:
     n, labelled, chunks = run.stream(what, args.input, limit=args.limit)
     if n == 0:
         raise UsageError("no examples to process")
-    writer = ChunkWriter(out, n, run.output_names(what), labelled)
+    shape = (run.model.latent_dim,) if what == "encode" else run.input_shape
+    writer = ChunkWriter(out, n, run.output_names(what), labelled, shape)
     try:
         for rows, labels, values in chunks:
             writer.write(rows, labels, values)
-    finally:
-        writer.close()
+    except BaseException:
+        writer.close(complete=False)
+        raise
+    writer.close()
     return n
 
 

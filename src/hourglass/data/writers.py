@@ -1,6 +1,6 @@
 """Outputs written chunk by chunk: codes and reconstructions as ``.npy``, ``.csv`` or ``.parquet``.
 
-``.npy`` holds the values alone (row ``i`` is input row ``i``); ``.csv`` and ``.parquet`` hold a
+``.npy`` holds the values alone, in their shape (row ``i`` is input row ``i``); ``.csv`` and ``.parquet`` hold a
 ``row`` column (the example's row number in its input: the data row of a table, the position in an
 array or image listing), a ``label`` column when the input has labels, then one column per value
 (``z0``, ``z1``, ... for codes; the feature names of a table, or ``x0``, ``x1``, ... for other data).
@@ -22,8 +22,10 @@ SUFFIXES = (".npy", ".csv", ".parquet")
 class ChunkWriter:
     """``write(rows, labels, values)`` chunk by chunk, ``close()`` at the end (see the module docstring)."""
 
-    def __init__(self, path: str | Path, n: int, names: list[str], with_labels: bool):
+    def __init__(self, path: str | Path, n: int, names: list[str], with_labels: bool,
+                 value_shape: tuple[int, ...] | None = None):
         self.path, self.n, self.names, self.with_labels = Path(path), n, names, with_labels
+        self.value_shape = tuple(value_shape) if value_shape is not None else (len(names),)  # .npy keeps it
         self.suffix = self.path.suffix.lower()
         if self.suffix not in SUFFIXES:
             raise DataError(f"{path}: write codes to a .npy, .csv or .parquet file")
@@ -38,7 +40,7 @@ class ChunkWriter:
             else:
                 self._file = open(self.path, "wb") if self.suffix == ".npy" else open(self.path, "w", newline="")
         if self.suffix == ".npy":
-            header = {"descr": np.dtype(np.float32).str, "fortran_order": False, "shape": (n, len(names))}
+            header = {"descr": np.dtype(np.float32).str, "fortran_order": False, "shape": (n, *self.value_shape)}
             with path_access(self.path, "write"):
                 np.lib.format.write_array_header_1_0(self._file, header)
         elif self.suffix == ".csv":
@@ -74,12 +76,16 @@ class ChunkWriter:
             self._parquet = pq.ParquetWriter(self.path, table.schema)
         self._parquet.write_table(table)
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Finish the file; ``complete=False`` (the input failed part-way) removes what was written."""
         with path_access(self.path, "write"):
             if self._parquet is not None:
                 self._parquet.close()
             if self._file is not None:
                 self._file.close()
+            if not complete:
+                self.path.unlink(missing_ok=True)
+                return
         if self.suffix == ".npy" and self.written != self.n:
             raise DataError(f"{self.path}: wrote {self.written} rows, expected {self.n}")
 
