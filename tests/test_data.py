@@ -77,7 +77,9 @@ def test_csv_with_header_and_label_column(tmp_path):
     "text, message",
     [
         ("a,b\n1,2\n3,x\n", "line 3, column 'b': 'x' is not a number"),
-        ("a,b\n1,2\n3,nan\n", "data row 1 .* NaN or Inf"),
+        ("a,b\n1,2\n3,nan\n", "column .b. has missing values in 1 "),
+        ("a,b\n1,2\n3,inf\n", "line 3 \\(row 1\\), column .b.: .inf. is not a finite number"),
+        ("a,b\n1,2\n3,1e308\n", "line 3 \\(row 1\\), column .b.: .1e308. overflows float32"),
         ("a,b\n1,2\n3\n", "line 3 has 1 columns, expected 2"),
         ("", "empty file"),
         ("a,b\n", "no data rows"),

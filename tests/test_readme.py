@@ -19,11 +19,12 @@ def blocks(lang: str) -> list[str]:
 
 
 def hourglass_lines() -> list[str]:
+    """The ``hourglass ...`` and ``python -c ...`` lines of the bash blocks, in order."""
     lines = []
     for block in blocks("bash"):
         for line in block.splitlines():
             line = line.split("  #")[0].strip()
-            if line.startswith("hourglass "):
+            if line.startswith(("hourglass ", "python -c ")):
                 lines.append(line)
     return lines
 
@@ -40,6 +41,9 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
     lines = hourglass_lines()
     assert len(lines) >= 8
     for line in lines:
+        if line.startswith("python -c "):
+            exec(shlex.split(line)[2], {})  # noqa: S102 - our own README
+            continue
         args = shlex.split(line)[1:]
         if "--no-progress" not in args and args[0] == "train":
             args.append("--no-progress")

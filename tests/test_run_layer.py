@@ -166,12 +166,14 @@ def test_train_takes_a_dataframe_with_a_label_column_by_name():
     df["kind"] = np.array(["a", "b", "c"])[y]
     run = hourglass.train("ae", df, label_column="kind", **FAST)
     assert run.input_shape == (5,) and run.label_names == ["a", "b", "c"]
-    with pytest.raises(DataError, match="label_column 'nope'.*columns: f0, f1"):
+    with pytest.raises(DataError, match="no label column 'nope'; columns: f0, f1"):
         hourglass.train("ae", df, label_column="nope", **FAST)
-    with pytest.raises(DataError, match="column 'kind' has dtype"):
-        hourglass.train("ae", df, **FAST)
+    unlabelled = hourglass.train("ae", df, **FAST)  # the text column is one-hot encoded: 5 + 3 features
+    assert unlabelled.input_shape == (8,)
+    with pytest.raises(DataError, match="column 'kind' holds text"):
+        hourglass.train("ae", df, categorical="error", **FAST)
     df.loc[3, "f2"] = np.nan
-    with pytest.raises(DataError, match="column 'f2' has 1 missing.*row 3"):
+    with pytest.raises(DataError, match="column 'f2' has missing values in 1 "):
         hourglass.train("ae", df, label_column="kind", **FAST)
 
 

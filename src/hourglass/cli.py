@@ -32,6 +32,9 @@ examples:
   hourglass train --resume runs/vae --epochs 40      # continue a run to 40 epochs
   hourglass evaluate runs/vae
   hourglass encode runs/vae --input data.npy --output codes.npy
+  hourglass train ae --data images/ --image-size 32 --out runs/img   # a folder with a sub-folder per class
+  hourglass train vae --data wine.csv --label-column kind --out runs/wine
+  hourglass encode runs/wine --input wine.csv --output codes.csv   # row, label, z0, z1, ...
   hourglass sample runs/vae -n 64 --output samples.png
   hourglass denoise runs/dae --noise gaussian:0.5 --output denoised.png
   hourglass interpolate runs/vae --from 0 --to 7 --steps 10 --output strip.png
@@ -43,6 +46,7 @@ examples:
 """
 MODEL_FLAGS = ("latent_dim", "lr")  # model config fields common to every model, given their own flags
 RESUME_KEEPS = ("epochs", "progress", "threads")  # what --resume may change
+OUTPUT_SUFFIXES = (".npy", ".csv", ".parquet")  # codes and reconstructions (row number and label beside them)
 
 
 class UsageError(ConfigError):
@@ -100,8 +104,8 @@ def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
                        epilog=model_help, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("model", nargs="?", help="model name (see `hourglass list`); omit with --resume")
     t.add_argument("--data", default="digits",
-                   help="data set name (digits, mnist, fashion-mnist, kmnist, plane3d) or a .npy/.npz/.csv file "
-                        "(default: digits, embedded)")
+                   help="data set name (digits, mnist, fashion-mnist, kmnist, plane3d), a folder of images, or a "
+                        ".csv/.tsv/.parquet/.npy/.npz file (default: digits, embedded)")
     t.add_argument("--preset", help="named preset for the model (see `hourglass list`)")
     t.add_argument("--out", help="run directory to write (default: runs/MODEL-DATA)")
     t.add_argument("--resume", metavar="RUN_DIR",
@@ -144,13 +148,15 @@ def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     rp.add_argument("--output", help="HTML file (default: RUN_DIR/report.html for one run; required for several)")
 
-    for name, helptext in (("encode", "codes of examples, as .npy"), ("reconstruct", "reconstructions of examples")):
+    for name, helptext in (("encode", "codes of examples, as .npy, .csv or .parquet"),
+                           ("reconstruct", "reconstructions of examples")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("run_dir")
-        c.add_argument("--input", help="examples: .npy, .npz, .csv or IDX file (default: the run's test data)")
+        c.add_argument("--input", help="examples: an image folder, a .csv/.tsv/.parquet table (the run's columns), "
+                                       ".npy, .npz or IDX file (default: the run's test data)")
         c.add_argument("--output", required=True,
-                       help="output file: .npy"
-                       + (" or .png (originals over reconstructions)" if name == "reconstruct" else ""))
+                       help="output file: .npy (values only), .csv or .parquet (row number, label, values)"
+                       + ("; or .png (originals over reconstructions)" if name == "reconstruct" else ""))
         c.add_argument("--limit", type=int, help="only the first N examples")
 
     d = sub.add_parser("denoise", help="corrupt examples, reconstruct them: noisy / denoised / clean rows")
@@ -214,6 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    import warnings
+
+    from .errors import HourglassWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, HourglassWarning):
+            print(f"hourglass: warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         return COMMANDS[args.command](args)
     except HourglassError as e:
@@ -230,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         print("hourglass: internal error: the traceback above is a bug in hourglass, not in your input; "
               "please report it", file=sys.stderr)
         return 1
+    finally:
+        warnings.showwarning = shown
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -359,29 +380,52 @@ def _inputs(args, limit: int | None):
     return run, x, y
 
 
+def _stream_out(args, what: str, out: Path) -> int:
+    """Write codes or reconstructions chunk by chunk (one chunk in memory, whatever the input's size)."""
+    from .data.writers import ChunkWriter
+    from .run import load
+
+    run = load(args.run_dir)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    n, labelled, chunks = run.stream(what, args.input, limit=args.limit)
+    if n == 0:
+        raise UsageError("no examples to process")
+    shape = (run.model.latent_dim,) if what == "encode" else run.input_shape
+    writer = ChunkWriter(out, n, run.output_names(what), labelled, shape)
+    try:
+        for rows, labels, values in chunks:
+            writer.write(rows, labels, values)
+    except BaseException:
+        writer.close(complete=False)
+        raise
+    writer.close()
+    return n
+
+
 def cmd_encode(args) -> int:
-    out = _check_output(args.output, (".npy",))
-    run, x, y = _inputs(args, args.limit)
-    codes = run.encode(x, y)
-    _save_npy(out, codes)
-    print(f"wrote {codes.shape[0]} codes of size {codes.shape[1]} to {out}")
+    out = _check_output(args.output, OUTPUT_SUFFIXES)
+    n = _stream_out(args, "encode", out)
+    print(f"wrote {n} codes to {out}")
     return 0
 
 
 def cmd_reconstruct(args) -> int:
-    out = _check_output(args.output, (".npy", ".png"))
+    out = _check_output(args.output, (*OUTPUT_SUFFIXES, ".png"))
+    if out.suffix.lower() != ".png":
+        n = _stream_out(args, "reconstruct", out)
+        print(f"wrote {n} reconstructions to {out}")
+        return 0
     run, x, y = _inputs(args, args.limit)
+    x, y = x[:16], (y[:16] if y is not None else None)
     recon = run.reconstruct(x, y)
-    if out.suffix.lower() == ".npy":
-        _save_npy(out, recon)
-    else:
-        from .report.figures import save_rows, save_table_rows
+    from .report.figures import save_rows, save_table_rows
 
-        scaled = [run.prepare(x[:16]).numpy(), run.scaler.transform(recon[:16])]
-        if run.info["data"]["kind"] == "image":
-            save_rows(out, scaled)
-        else:
-            save_table_rows(out, scaled, ["input (scaled)", "reconstruction"])
+    scaled = [run.prepare(x).numpy(), run.scaler.transform(recon)]
+    if run.info["data"]["kind"] == "image":
+        save_rows(out, scaled)
+    else:
+        save_table_rows(out, scaled, ["input (scaled)", "reconstruction"])
     print(f"wrote {len(recon)} reconstructions to {out}")
     return 0
 

@@ -49,6 +49,11 @@ class PathError(HourglassError, OSError):
         return str(self.args[0]) if self.args else ""
 
 
+class HourglassWarning(UserWarning):
+    """Something a user should know that does not stop the work (unseen categories at encode time,
+    files skipped with --skip-bad-files); the CLI prints it as one line."""
+
+
 def describe_os_error(exc: OSError) -> str:
     """The operating system's words for ``exc`` ("Permission denied", "Not a directory", ...)."""
     return exc.strerror or str(exc) or type(exc).__name__
@@ -68,6 +73,6 @@ def path_access(path: str | os.PathLike, doing: str) -> Iterator[None]:
 
 
 __all__ = [
-    "CheckpointError", "ConfigError", "DataError", "HourglassError", "PathError", "TrainingError",
+    "CheckpointError", "ConfigError", "DataError", "HourglassError", "HourglassWarning", "PathError", "TrainingError",
     "describe_os_error", "path_access",
 ]

@@ -64,6 +64,29 @@ class DataOptions:
     data_dir: str | None = option(None, "folder holding the IDX files of mnist-like data sets ($HOURGLASS_DATA)")
     test_fraction: float = option(0.2, "test share for data without their own split")
     label_column: int | str | None = option(None, "label column of a table (name or index)")
+    feature_columns: tuple[str, ...] | None = option(
+        None, "table columns to use as features, comma-separated (default: all but the label)")
+    drop_columns: tuple[str, ...] | None = option(None, "table columns to leave out, comma-separated")
+    categorical: Literal["onehot", "error"] = option(
+        "onehot", "text columns of a table: onehot (categories fitted on the training split) or error")
+    impute: Literal["none", "mean", "median", "most-frequent"] = option(
+        "none", "missing numbers in a table: none (an error naming the column), or the training split's "
+                "mean, median or most frequent value")
+    channels: int | None = option(
+        None, "image folders: 1 (grayscale) or 3 (RGB; alpha is composited on white); default: 1 when every "
+              "image is grayscale, else 3")
+    image_size: int | str | None = option(
+        None, "image folders: resize every image to H or HxW pixels (default: keep the size all images share)")
+    skip_bad_files: bool = option(
+        False, "image folders: skip unreadable, truncated or empty files (counted in a warning) instead of "
+               "stopping at the first")
+    in_memory: Literal["auto", "always", "never"] = option(
+        "auto", "auto: the whole data set as tensors in memory when it fits --memory-budget, else streamed "
+                "from disk; always; never (always stream)")
+    memory_budget: int | None = option(
+        None, "MiB the data may take in memory as float32 tensors for --in-memory auto (default: half of the "
+              "memory available)")
+    workers: int = option(0, "processes that read and decode streamed batches (0: the training process)")
     scaling: Literal["auto", "range", "minmax", "standard", "none"] = option(
         "auto", "how data are scaled: auto (images to [0, 1]; tables minmax for bce, standard for mse), "
                 "range (the data's known range), minmax, standard or none")
@@ -80,3 +103,21 @@ class DataOptions:
             raise ConfigError(f"data option 'keep_labels': must be a positive number of labels, got {self.keep_labels}")
         if self.data_dir is not None and not self.data_dir.strip():
             raise ConfigError("data option 'data_dir': empty path")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"data option 'channels': 1 or 3, got {self.channels}")
+        if self.image_size is not None:
+            parse_image_size(str(self.image_size))
+        if self.memory_budget is not None and self.memory_budget < 1:
+            raise ConfigError(f"data option 'memory_budget': a positive number of MiB, got {self.memory_budget}")
+        if not 0 <= self.workers <= 256:
+            raise ConfigError(f"data option 'workers': 0 to 256, got {self.workers}")
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """``"32"`` -> (32, 32), ``"45x60"`` -> (45, 60) (height x width); anything else is a ConfigError."""
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", str(text))
+    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
+        raise ConfigError(f"data option 'image_size': {text!r} is not H or HxW (whole numbers of pixels, e.g. 32 "
+                          "or 45x60)")
+    h = int(m.group(1))
+    return h, int(m.group(2)) if m.group(2) is not None else h

@@ -81,7 +81,7 @@ class Run:
         without a channel axis, and any example with the right number of values is reshaped."""
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
-        x = np.asarray(x)
+        x = np.asarray(self._table_features(x))
         shape = self.input_shape
         if x.ndim == 0 or x.shape[0] == 0:
             raise DataError("no examples to process")
@@ -98,6 +98,42 @@ class Run:
         if bad.any():
             raise DataError(f"row {int(np.argmax(bad))} contains NaN or Inf")
         return torch.from_numpy(np.ascontiguousarray(self.scaler.transform(x), dtype=np.float32))
+
+    def _table_features(self, x):
+        """Raw table rows -> the run's features, by its stored table transform: a DataFrame, or an array
+        with one column per feature column of the table (text columns as strings). Anything else is
+        taken to be features already."""
+        record = self.info["data"].get("transform")
+        if record is None:
+            return x
+        from .data.examples import _is_dataframe
+        from .data.tables import ColumnsSource, TableRows, TableTransform, dataframe_columns
+
+        t = TableTransform.from_dict(record)
+        if _is_dataframe(x):
+            src = dataframe_columns(x)
+            missing = [c for c in t.columns if c not in src.columns]
+            if missing:
+                raise DataError(f"the DataFrame has no column {missing[0]!r}, one of the run's features")
+        else:
+            a = np.asarray(x)
+            raw = len(t.columns)
+            if a.ndim != 2 or a.shape[1] != raw or (a.dtype != object and raw == t.width):
+                return x
+            data = {}
+            for j, c in enumerate(t.columns):
+                col = a[:, j]
+                if t.kinds[c] == "numeric":
+                    data[c] = np.asarray([np.nan if v is None else v for v in col], dtype=np.float64)
+                else:
+                    data[c] = np.asarray([None if v is None else str(v) for v in col], dtype=object)
+            src = ColumnsSource("array", data, dict(t.kinds))
+        rows = TableRows(src, t, np.arange(src.n_rows))
+        out = rows.take(np.arange(len(rows)))
+        from .data.tables import warn_unseen
+
+        warn_unseen(src.source, rows.unseen)
+        return out
 
     def _labels(self, y, n: int) -> torch.Tensor | None:
         if y is None:
@@ -247,23 +283,61 @@ class Run:
         return cls(model, scaler, info, history, metrics, path)
 
     # -- the run's data ---------------------------------------------------------------------------
+    @property
+    def data_options(self):
+        """The run's :class:`~hourglass.options.DataOptions` (defaults for what an older run did not record)."""
+        from .options import DataOptions
+
+        d = self.info["data"]
+        recorded = dict(d.get("options") or {})
+        recorded.setdefault("data_dir", d.get("data_dir"))
+        recorded.setdefault("test_fraction", d.get("test_fraction", 0.2))
+        recorded.setdefault("label_column", d.get("label_column"))
+        try:
+            return build_config(DataOptions, recorded)
+        except HourglassError as e:
+            raise CheckpointError(f"config.json: data options: {e}") from None
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the run streams its data from disk (it did not fit its memory budget)."""
+        return bool(self.info["data"].get("streamed"))
+
+    def _stored(self) -> dict[str, Any]:
+        d = self.info["data"]
+        return {k: d.get(k) for k in ("transform", "image", "label_names")}
+
     def bundle(self, data: Any = None) -> DataBundle:
         """The run's raw data, read again from where it recorded them (or ``data``, in any form
-        ``hourglass.train`` takes, split as the run's own data were)."""
+        ``hourglass.train`` takes, split as the run's own data were), with the run's table transform
+        and image settings; kept on disk when the run streams."""
+        import warnings
+
+        from .data.bundle import place
+        from .data.files import changed_since
+        from .errors import HourglassWarning
+
         d, t = self.info["data"], self.info["train"]
+        opts = self.data_options
         source = data if data is not None else self._source()
+        if data is None:
+            for rec in (d.get("files") or {}).get("files", []):
+                change = changed_since(rec)
+                if change:
+                    warnings.warn(f"{change}: the run's splits and metrics may differ", HourglassWarning, stacklevel=2)
         bundle = as_bundle(source, data_dir=d.get("data_dir") if data is None else None,
                            test_fraction=d.get("test_fraction", 0.2),
                            label_column=d.get("label_column") if not _in_memory(source) else None,
-                           seed=t["seed"])
+                           seed=t["seed"], options=opts, lazy=self.streamed, stored=self._stored())
+        bundle, _, _ = place(bundle, "never" if self.streamed else "always", None)
         if bundle.input_shape != self.input_shape:
             raise DataError(f"the data have examples of shape {bundle.input_shape}, but run {self.model_name!r} "
                             f"was trained on {self.input_shape}")
         return bundle
 
     def splits(self, data: Any = None) -> Splits:
-        """The run's scaled train / validation / test tensors, read again from the recorded source (or
-        from ``data``) with the run's own split and scaling."""
+        """The run's scaled train / validation / test tensors (streamed splits for a streamed run), read
+        again from the recorded source (or from ``data``) with the run's own split and scaling."""
         if data is None and self._splits is not None:
             return self._splits
         d, t = self.info["data"], self.info["train"]
@@ -275,18 +349,71 @@ class Run:
 
     def examples(self, path: str | Path | None = None,
                  limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Raw examples to feed the model, with labels for conditional models: the file ``path`` (a table,
-        array or IDX file), or the run's own test data; at most ``limit`` of them."""
+        """Raw examples to feed the model, with labels for conditional models: the file or image folder
+        ``path`` (read with the run's table transform or image settings), or the run's own test data;
+        at most ``limit`` of them."""
         if path is None:
             b = self.bundle()
-            x, y = b.x_test, b.y_test
+            n = len(b.x_test) if limit is None else min(limit, len(b.x_test))
+            x = b.x_test[:n] if isinstance(b.x_test, np.ndarray) else b.x_test.take(np.arange(n))
+            y = b.y_test[:n] if b.y_test is not None else None
         else:
-            from .data import read_examples
-
-            x, y = read_examples(path)
-        if limit is not None:
-            x, y = x[:limit], (y[:limit] if y is not None else None)
+            rows, y, _, _ = self.open_input(path)
+            n = len(rows) if limit is None else min(limit, len(rows))
+            x, y = rows.take(np.arange(n)), (y[:n] if y is not None else None)
         return x, (y if self.model.conditional else None)
+
+    def open_input(self, path: str | Path):
+        """New examples read on demand: ``(rows, class indices or None, label values or None, row numbers)``
+        (see :func:`hourglass.data.files.open_examples`)."""
+        from .data.files import open_examples
+
+        return open_examples(path, self._stored(), self.input_shape)
+
+    def stream(self, what: str, path: str | Path | None = None, limit: int | None = None,
+               batch_size: int = 1024) -> tuple[int, bool, Iterator[tuple[np.ndarray, Any, np.ndarray]]]:
+        """``(n, has labels, chunks)``: the chunks are ``(row numbers, label values or None, outputs)``, for
+        ``what`` = ``"encode"`` (codes) or ``"reconstruct"`` (reconstructions in original units) of the file
+        or image folder ``path``, or of the run's test data. Memory: one chunk of ``batch_size`` examples,
+        whatever the size of the input."""
+        from .data.rows import ArrayRows, Rows
+
+        if path is None:
+            b = self.bundle()
+            rows = b.x_test if isinstance(b.x_test, Rows) else ArrayRows(b.x_test, b.source)
+            y = values = b.y_test
+            if values is not None and self.label_names:
+                values = np.asarray(self.label_names, dtype=object)[values]
+            index = b.index_test if b.index_test is not None else np.arange(len(rows))
+        else:
+            rows, y, values, index = self.open_input(path)
+        n = len(rows) if limit is None else min(limit, len(rows))
+        fn = self.encode if what == "encode" else self.reconstruct
+
+        def chunks():
+            import warnings
+
+            from .data.tables import TableRows
+            from .errors import HourglassWarning
+
+            for s in range(0, n, batch_size):
+                idx = np.arange(s, min(s + batch_size, n))
+                yc = y[idx] if (y is not None and self.model.conditional) else None
+                yield index[idx], (values[idx] if values is not None else None), fn(rows.take(idx), yc, batch_size)
+            if isinstance(rows, TableRows) and rows.unseen:
+                warnings.warn(f"{rows.source}: {rows.unseen} value(s) of categories the run was not trained on "
+                              "were encoded as all zeros", HourglassWarning, stacklevel=2)
+
+        return n, values is not None, chunks()
+
+    def output_names(self, what: str) -> list[str]:
+        """Column names of written codes (``z0``, ...) or reconstructions (a table's features, or ``x0``, ...)."""
+        if what == "encode":
+            return [f"z{i}" for i in range(self.model.latent_dim)]
+        record = self.info["data"].get("transform")
+        if record:
+            return list(record["features"])
+        return [f"x{i}" for i in range(int(np.prod(self.input_shape)))]
 
     def class_index(self, label: str | int) -> int:
         """A class given by index or by name, checked against the classes the model takes."""
@@ -325,10 +452,19 @@ class Run:
         d, t = self.info["data"], self.info["train"]
         from .evaluate.metrics import evaluate_splits
 
+        s, sizes = s.bounded(self._eval_bytes(), seed=t["seed"])
         with self._config_override(iwae_samples=iwae_samples):
-            return evaluate_splits(self.model, s, data_name=d["name"], sample_identity=self._sample_identity(),
-                                   exclude_class=d.get("exclude_class"), anomaly_class=anomaly_class,
-                                   batch_size=t["eval_batch_size"], seed=t["seed"])
+            out = evaluate_splits(self.model, s, data_name=d["name"], sample_identity=self._sample_identity(),
+                                  exclude_class=d.get("exclude_class"), anomaly_class=anomaly_class,
+                                  batch_size=t["eval_batch_size"], seed=t["seed"])
+        if sizes:  # a streamed run is scored on seeded subsamples of its splits
+            out.setdefault("subsample", {}).update({f"{k}_examples": v for k, v in sizes.items()})
+        return out
+
+    def _eval_bytes(self) -> int | None:
+        """Bytes each evaluation subsample of a streamed run may take: an eighth of its memory budget."""
+        budget = self.info["data"].get("memory_budget_bytes")
+        return budget // 8 if budget else None
 
     @contextlib.contextmanager
     def _config_override(self, **values: Any) -> Iterator[None]:
@@ -363,7 +499,9 @@ class Run:
         out = Path(out_dir) if out_dir is not None else self.path
         if out is None:
             raise ConfigError("the run has no directory yet: pass out_dir")
-        return write_run_figures(out, self.model, splits if splits is not None else self.splits(),
+        shown, _ = (splits if splits is not None else self.splits()).bounded(self._eval_bytes(),
+                                                                              seed=self.info["train"]["seed"])
+        return write_run_figures(out, self.model, shown,
                                  history=self.history, image=self.info["data"]["kind"] == "image",
                                  title=self.model_name)
 
@@ -438,8 +576,9 @@ def versions() -> dict[str, str]:
 
 
 def make_info(model: str, preset: str | None, config, train_config, data_options, bundle: DataBundle,
-              splits: Splits, scaler: Scaler) -> dict[str, Any]:
-    """What ``config.json`` records: enough to rebuild the model and read its data again."""
+              splits: Splits, scaler: Scaler, streamed: bool = False, budget: int | None = None) -> dict[str, Any]:
+    """What ``config.json`` records: enough to rebuild the model, read its data again (the files and their
+    sizes, times and checksums; the table transform; the image settings) and treat new data the same way."""
     d = data_options
     return {
         "format": ckpt.FORMAT_VERSION,
@@ -461,6 +600,14 @@ def make_info(model: str, preset: str | None, config, train_config, data_options
             "scaling": scaler.to_dict(),
             "exclude_class": d.anomaly_class,
             "keep_labels": d.keep_labels,
+            "options": config_to_dict(d),
+            "streamed": streamed,
+            "memory_budget_bytes": budget,
+            "transform": bundle.transform,
+            "image": bundle.image,
+            "files": bundle.files,
+            "verified": getattr(bundle, "verified", None),
+            "notes": bundle.notes,
         },
         "versions": versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -18,15 +18,14 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import DataError
+from .bundle import DataBundle, split_arrays
 from .idx import read_image_label_pair
-from .tabular import read_table
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -70,26 +69,6 @@ IDX_SOURCES: dict[str, tuple[str, dict[str, str], list[str] | None]] = {
 }
 
 
-@dataclass
-class DataBundle:
-    """Raw (unscaled) train and test arrays of one data set."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray | None
-    kind: str  # "image" (N, C, H, W) or "tabular" (N, D)
-    value_range: tuple[float, float] | None  # the known native range, if any
-    source: str
-    label_names: list[str] | None = None
-    fingerprint: str | None = None  # hash of in-memory arrays (named sets and files are found again by name)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-
 Loader = Callable[..., DataBundle]
 _DATASETS: dict[str, tuple[Loader, str]] = {}
 
@@ -116,37 +95,25 @@ def load_data(
     label_column: str | int | None = None,
     seed: int = 0,
     download: bool = True,
+    options=None,
+    lazy: bool = False,
+    stored: dict | None = None,
 ) -> DataBundle:
-    """A registered data set by name, or a ``.npy``/``.npz``/``.csv`` file split into train/test."""
+    """A registered data set by name, or a file or image folder (:func:`hourglass.data.files.load_path`)
+    split into train/test. ``options`` (a :class:`~hourglass.options.DataOptions`) carries the table and
+    image settings; ``lazy`` and ``stored``: see :mod:`hourglass.data.files`."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     if name in _DATASETS:
         return _DATASETS[name][0](data_dir=data_dir, test_fraction=test_fraction, seed=seed, download=download)
     path = Path(name)
-    if path.suffix.lower() in (".npy", ".npz", ".csv") or path.exists():
-        x, y, names = read_table(path, label_column)
-        return split_arrays(str(path), x, y, names, test_fraction, seed, source=str(path.resolve()))
-    raise DataError(f"unknown data set {name!r}: not one of {', '.join(_DATASETS)}, and no such file exists")
+    if path.exists() or path.suffix.lower() in (".npy", ".npz", ".csv", ".tsv", ".parquet", ".pq"):
+        from .files import load_path
 
-
-def split_arrays(name, x, y, names, test_fraction, seed, source, kind="tabular", value_range=None) -> DataBundle:
-    """A seeded train/test split of ``x`` (and ``y``), stratified by label where every class can be."""
-    from sklearn.model_selection import train_test_split
-
-    n = len(x)
-    n_test = int(round(n * test_fraction))
-    if n_test < 1 or n - n_test < 1:
-        raise DataError(f"{name}: {n} examples are too few to split with test_fraction={test_fraction}")
-    stratify = None
-    if y is not None:
-        _, counts = np.unique(y, return_counts=True)
-        if counts.min() >= 2 and n_test >= len(counts) and n - n_test >= len(counts):
-            stratify = y
-    idx_train, idx_test = train_test_split(np.arange(n), test_size=n_test, random_state=seed, stratify=stratify)
-    return DataBundle(
-        name, x[idx_train], y[idx_train] if y is not None else None, x[idx_test],
-        y[idx_test] if y is not None else None, kind, value_range, source, names,
-    )
+        return load_path(path, options=options, test_fraction=test_fraction, label_column=label_column, seed=seed,
+                         lazy=lazy, stored=stored)
+    raise DataError(f"unknown data set {name!r}: not one of {', '.join(_DATASETS)}, and no such file or folder "
+                    "exists")
 
 
 @register_dataset("digits", "scikit-learn's 1,797 handwritten digits, 8x8, values 0..16 (embedded, offline)")
@@ -168,6 +135,57 @@ def _plane3d(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBun
     return split_arrays("plane3d", x, None, None, test_fraction, seed, source="synthetic (hourglass)")
 
 
+# Mean and standard deviation of the pixel values (scaled to [0, 1]) of each set's 60,000 training
+# images: the normalisation constants published with the sets and used throughout the literature.
+PIXEL_STATS = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530), "kmnist": (0.1918, 0.3483)}
+STATS_TOLERANCE = 0.03  # the sets differ by >= 0.06 in mean; 100 images vary by ~0.005 (measured on MNIST)
+MIN_CHECKED = 100  # fewer images than this say too little to tell the sets apart
+
+
+def verify_idx_set(name: str, folder: Path, x_train: np.ndarray, x_test: np.ndarray) -> str:
+    """Check that the IDX files in ``folder`` hold the set ``name`` says; returns how they were checked.
+
+    1. A training-image archive whose MD5 is the official one of ``name`` is accepted at once; one whose
+       MD5 is the official archive of *another* set is an error naming that set.
+    2. Any other file (a subset such as the 10,000-digit MNIST sample, a re-compressed copy) is checked
+       by its content: the mean and standard deviation of the pixel values of the training and test
+       images must each be within ``STATS_TOLERANCE`` of the set's published values, and closer to them
+       than to those of any other MNIST-format set. A random subset keeps the statistics of its set
+       (on the MNIST sample: mean 0.1311, std 0.3087 for the published 0.1307, 0.3081; 100 random
+       images vary by about 0.005), while the sets differ by 0.06 or more in mean (digits on black,
+       clothing, cursive characters), so the check accepts any subset of the right set of at least
+       ``MIN_CHECKED`` images and refuses the others. Smaller files are not checked (the returned note
+       says so)."""
+    gz = _file(folder, "train_images")
+    if gz.name.endswith(".gz"):
+        digest = hashlib.md5(gz.read_bytes()).hexdigest()
+        for other, (_, md5s, _) in IDX_SOURCES.items():
+            if md5s.get(gz.name) == digest:
+                if other != name:
+                    raise DataError(f"{name}: {gz} is the official {other} archive, not {name}'s")
+                return "official archive (MD5)"
+    notes = []
+    for split, x in (("train", x_train), ("test", x_test)):
+        if len(x) < MIN_CHECKED:
+            notes.append(f"{split}: {len(x)} images, too few to check")
+            continue
+        v = np.asarray(x, dtype=np.float64) / 255.0
+        mean, std = float(v.mean()), float(v.std())
+        nearest = min(PIXEL_STATS, key=lambda k: (PIXEL_STATS[k][0] - mean) ** 2 + (PIXEL_STATS[k][1] - std) ** 2)
+        ref = PIXEL_STATS[name]
+
+        def close(k: str, mean=mean, std=std) -> bool:
+            return abs(mean - PIXEL_STATS[k][0]) <= STATS_TOLERANCE and abs(std - PIXEL_STATS[k][1]) <= STATS_TOLERANCE
+
+        if nearest != name or not close(name):
+            like = (f"as {nearest}'s ({PIXEL_STATS[nearest][0]}, {PIXEL_STATS[nearest][1]}) do"
+                    if close(nearest) else "unlike any MNIST-format set")
+            raise DataError(f"{name}: the {split} images in {folder} are not {name}: their pixels have mean "
+                            f"{mean:.3f} and std {std:.3f}, {like}, not {name}'s ({ref[0]}, {ref[1]})")
+        notes.append(f"{split}: pixel mean {mean:.4f}, std {std:.4f} (published {ref[0]}, {ref[1]})")
+    return "content statistics: " + "; ".join(notes)
+
+
 def _idx_loader(name: str) -> Loader:
     def load(data_dir=None, test_fraction=0.2, seed=0, download=True) -> DataBundle:
         folder = find_idx_files(name, data_dir, download)
@@ -175,7 +193,12 @@ def _idx_loader(name: str) -> Loader:
         x_te, y_te = read_image_label_pair(_file(folder, "test_images"), _file(folder, "test_labels"))
         if x_tr.shape[1:] != x_te.shape[1:]:
             raise DataError(f"{folder}: train images are {x_tr.shape[1:]} but test images are {x_te.shape[1:]}")
-        return DataBundle(name, x_tr, y_tr, x_te, y_te, "image", (0.0, 255.0), str(folder), IDX_SOURCES[name][2])
+        verified = verify_idx_set(name, folder, x_tr, x_te)
+        from .files import file_record
+
+        files = {"files": [file_record(_file(folder, k)) for k in IDX_FILES]}
+        return DataBundle(name, x_tr, y_tr, x_te, y_te, "image", (0.0, 255.0), str(folder), IDX_SOURCES[name][2],
+                          files=files, verified=verified)
 
     return load
 

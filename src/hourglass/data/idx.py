@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, PathError, path_access
+from .limits import ensure_fits, human_bytes
+from .rows import check_finite
 
 # type code -> big-endian dtype
 IDX_TYPES = {
@@ -29,51 +32,105 @@ IDX_TYPES = {
 _CODES = {dt.newbyteorder("="): code for code, dt in IDX_TYPES.items()}
 MAX_DIMS = 8
 MAX_BYTES = 1 << 34  # 16 GiB: a header claiming more is damaged, not data
+TRAILING_CAP = 1 << 16  # bytes past the payload read to report how many there are
+READ_PIECE = 1 << 20  # bytes decompressed at a time
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
-    if raw[:2] == b"\x1f\x8b":
+class _Stream:
+    """The bytes of an IDX file, plain or gzip (by its magic number), read in order and never more than
+    asked: a gzip file is decompressed as a stream, so a header that claims 10^12 bytes costs nothing
+    before it is refused."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with path_access(path, "read"):
+            self.file = open(path, "rb")
+        self.size = os.fstat(self.file.fileno()).st_size
+        self.gzip = self.file.read(2) == b"\x1f\x8b"
+        self.file.seek(0)
+        self.reader = gzip.GzipFile(fileobj=self.file, mode="rb") if self.gzip else self.file
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes. Read in pieces: a single ``read(n)`` would allocate ``n`` bytes up front, so
+        a header's claim, not the file's content, would set the memory taken."""
         try:
-            return gzip.decompress(raw)
+            with path_access(self.path, "read"):
+                if n <= READ_PIECE:
+                    return self.reader.read(n)
+                out = bytearray()
+                while len(out) < n:
+                    piece = self.reader.read(min(READ_PIECE, n - len(out)))
+                    if not piece:
+                        break
+                    out += piece
+                return out
         except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: damaged gzip data ({e})") from None
-    return raw
+            if isinstance(e, PathError):
+                raise
+            raise DataError(f"{self.path}: damaged gzip data ({e})") from None
+
+    def close(self) -> None:
+        if self.gzip:
+            self.reader.close()
+        self.file.close()
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """The array stored in an IDX file (plain or gzip), in native byte order."""
+    """The array stored in an IDX file (plain or gzip), in native byte order.
+
+    The header is checked before the payload is read: the declared size must match the file (plain)
+    or be no more than the memory available (gzip, whose decompressed size is known only at its end;
+    the stream is read up to the declared size and one byte more). Floating-point payloads must be
+    finite as float32."""
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise DataError(f"{path}: too short for an IDX header ({len(data)} bytes)")
-    zero, code, ndim = struct.unpack(">HBB", data[:4])
+    if not path.is_file():
+        raise DataError(f"{path}: file not found" if not path.exists() else f"{path}: not a file")
+    stream = _Stream(path)
+    try:
+        return _read(stream, path)
+    finally:
+        stream.close()
+
+
+def _read(stream: _Stream, path: Path) -> np.ndarray:
+    head = stream.read(4)
+    if len(head) < 4:
+        raise DataError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+    zero, code, ndim = struct.unpack(">HBB", head)
     if zero != 0:
-        raise DataError(f"{path}: not an IDX file (magic number starts with {data[:2].hex()}, expected 0000)")
+        raise DataError(f"{path}: not an IDX file (magic number starts with {head[:2].hex()}, expected 0000)")
     if code not in IDX_TYPES:
         raise DataError(f"{path}: unknown IDX type code 0x{code:02X} (known: 08, 09, 0B, 0C, 0D, 0E)")
     if not 1 <= ndim <= MAX_DIMS:
         raise DataError(f"{path}: IDX header declares {ndim} dimensions (expected 1 to {MAX_DIMS})")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path}: truncated header ({len(data)} bytes, the dimensions need {header})")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
+    raw_dims = stream.read(4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated header ({4 + len(raw_dims)} bytes, the dimensions need {4 + 4 * ndim})")
+    dims = struct.unpack(f">{ndim}I", raw_dims)
     dtype = IDX_TYPES[code]
     expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow on absurd headers
     if expected > MAX_BYTES:
-        raise DataError(f"{path}: header declares dimensions {dims}, too large to be real")
-    found = len(data) - header
-    if found != expected:
-        raise DataError(
-            f"{path}: payload has {found} bytes but dimensions {dims} of {dtype.name} need {expected}"
-            + (" (file truncated?)" if found < expected else "")
-        )
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+        raise DataError(f"{path}: header declares dimensions {dims} ({human_bytes(expected)}), too large to be real")
+    if not stream.gzip:
+        found = stream.size - 4 - 4 * ndim
+        if found != expected:
+            raise DataError(f"{path}: payload has {found} bytes but dimensions {dims} of {dtype.name} need {expected}"
+                            + (" (file truncated?)" if found < expected else ""))
+    # The array and its float32 check copy (floats) sit side by side.
+    ensure_fits(expected + (4 * math.prod(dims) if dtype.kind == "f" else 0), str(path))
+    payload = stream.read(expected)
+    if len(payload) < expected:
+        raise DataError(f"{path}: payload has {len(payload)} bytes but dimensions {dims} of {dtype.name} need "
+                        f"{expected} (file truncated?)")
+    extra = stream.read(TRAILING_CAP)
+    if extra:
+        more = "" if len(extra) < TRAILING_CAP else " or more"
+        raise DataError(f"{path}: payload has {expected + len(extra)}{more} bytes but dimensions {dims} of "
+                        f"{dtype.name} need {expected}")
+    array = np.frombuffer(payload, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+    if dtype.kind == "f" and array.size:
+        check_finite(array if ndim > 1 else array.reshape(-1, 1), str(path))
+    return array
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:
@@ -102,6 +159,8 @@ def read_image_label_pair(images: str | Path, labels: str | Path,
         raise DataError(f"{labels}: expected labels of shape (N,), found {y.shape}")
     if len(x) != len(y):
         raise DataError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels")
+    if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        raise DataError(f"{labels}: labels must be whole numbers, found {y[np.argmax(y != np.round(y))]}")
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(f"{labels}: labels must be 0..{num_classes - 1}, found {y.min()}..{y.max()}")
     return x[:, None], y.astype(np.int64)

@@ -8,6 +8,12 @@ resuming, evaluation and figures alike:
 3. fit the scaling on the training part (a new run) or apply the run's stored scaling (``fit=False``);
 4. for semi-supervised runs (``keep_labels``), hide all but that many training labels (-1: unknown)
    and every validation label from the model; evaluation still uses the true labels.
+
+A bundle in memory becomes tensors (the trainer's fast path); a bundle of examples read on demand
+(:class:`~hourglass.data.rows.Rows`) becomes :class:`~hourglass.data.streaming.StreamSplit` objects,
+the scaling fitted in one streaming pass. ``Splits.train_batches()`` and ``val_batches()`` hand the
+trainer the matching batch source; ``Splits.bounded()`` gives seeded tensor subsamples of a stated
+size, on which a streamed run is evaluated and drawn.
 """
 
 from __future__ import annotations
@@ -19,8 +25,15 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .datasets import DataBundle
+from .batches import Batches, TensorBatches
+from .bundle import DataBundle
+from .rows import Rows
 from .scaling import Scaler
+from .streaming import StreamSplit
+
+# A streamed run is evaluated on seeded subsamples of at most this many examples per split, and of at
+# most an eighth of its memory budget in bytes (metrics.json records the sizes).
+EVAL_MAX_EXAMPLES = 10_000
 
 
 @dataclass
@@ -28,11 +41,11 @@ class Splits:
     """Scaled tensors of one run's data. ``y_*`` are the true labels (for evaluation); ``y_train_seen``
     and ``y_val_seen`` are the labels the model trains on (the same, except in semi-supervised runs)."""
 
-    x_train: torch.Tensor
+    x_train: torch.Tensor | StreamSplit
     y_train: torch.Tensor | None
-    x_val: torch.Tensor | None
+    x_val: torch.Tensor | StreamSplit | None
     y_val: torch.Tensor | None
-    x_test: torch.Tensor
+    x_test: torch.Tensor | StreamSplit
     y_test: torch.Tensor | None
     y_train_seen: torch.Tensor | None = None
     y_val_seen: torch.Tensor | None = None
@@ -51,6 +64,46 @@ class Splits:
         return {"n_train": len(self.x_train), "n_val": len(self.x_val) if self.x_val is not None else 0,
                 "n_test": len(self.x_test)}
 
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.x_train, StreamSplit)
+
+    def train_batches(self, workers: int = 0, max_batch_bytes: int | None = None) -> Batches:
+        """The trainer's source of training batches (with the labels the model may see); streamed passes
+        in order cut their batches to ``max_batch_bytes``."""
+        return _source(self.x_train, self.y_train_seen, workers, max_batch_bytes)
+
+    def val_batches(self, workers: int = 0, max_batch_bytes: int | None = None) -> Batches | None:
+        return _source(self.x_val, self.y_val_seen, workers, max_batch_bytes) if self.x_val is not None else None
+
+    def bounded(self, max_bytes: int | None = None, seed: int = 0) -> tuple["Splits", dict[str, int]]:
+        """Tensor splits for evaluation and figures, and the number of examples each holds: the splits
+        themselves when in memory; for a streamed run, seeded random subsamples (in file order) of at most
+        ``EVAL_MAX_EXAMPLES`` examples and ``max_bytes`` bytes each."""
+        if not self.streamed:
+            return self, {}
+        per_example = 4 * int(np.prod(self.input_shape))
+        limit = EVAL_MAX_EXAMPLES if max_bytes is None else max(2, min(EVAL_MAX_EXAMPLES, max_bytes // per_example))
+        rng = np.random.default_rng(seed)
+        sizes: dict[str, int] = {}
+
+        def pick(name, x, *ys):
+            if x is None:
+                return (None, *ys)
+            idx = np.arange(len(x)) if len(x) <= limit else np.sort(rng.choice(len(x), limit, replace=False))
+            sizes[name] = len(idx)
+            t = torch.from_numpy(idx)
+            return (x.take(idx), *(y[t] if y is not None else None for y in ys))
+
+        x_tr, y_tr, y_tr_seen = pick("train", self.x_train, self.y_train, self.y_train_seen)
+        x_va, y_va, y_va_seen = pick("val", self.x_val, self.y_val, self.y_val_seen)
+        x_te, y_te = pick("test", self.x_test, self.y_test)
+        return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, y_tr_seen, y_va_seen), sizes
+
+
+def _source(x, y, workers: int, max_batch_bytes: int | None) -> Batches:
+    return x.batches(y, workers, max_batch_bytes) if isinstance(x, StreamSplit) else TensorBatches(x, y)
+
 
 def exclude_class(bundle: DataBundle, c: int | None) -> DataBundle:
     """The bundle without class ``c`` in its training split (for anomaly detection)."""
@@ -61,7 +114,8 @@ def exclude_class(bundle: DataBundle, c: int | None) -> DataBundle:
     keep = bundle.y_train != c
     if keep.all() or not keep.any():
         raise DataError(f"anomaly class {c}: the training data have {'no' if keep.all() else 'only'} examples of it")
-    return dataclasses.replace(bundle, x_train=bundle.x_train[keep], y_train=bundle.y_train[keep])
+    x = bundle.x_train.subset(np.flatnonzero(keep)) if isinstance(bundle.x_train, Rows) else bundle.x_train[keep]
+    return dataclasses.replace(bundle, x_train=x, y_train=bundle.y_train[keep])
 
 
 def make_splits(bundle: DataBundle, scaler: Scaler, *, val_fraction: float, seed: int, fit: bool,
@@ -74,19 +128,25 @@ def make_splits(bundle: DataBundle, scaler: Scaler, *, val_fraction: float, seed
     if val_fraction > 0 and (n_val < 1 or n - n_val < 1):
         raise DataError(f"val_fraction={val_fraction} leaves no validation or no training data (n={n})")
     tr, va = perm[n_val:], perm[:n_val]
+    lazy = isinstance(bundle.x_train, Rows)
     if fit:
-        scaler.fit(bundle.x_train[tr])
+        scaler.fit(bundle.x_train.subset(tr) if lazy else bundle.x_train[tr])
 
-    def tens(a: np.ndarray) -> torch.Tensor:
+    def tens(a):
+        if isinstance(a, Rows):
+            return StreamSplit(a, scaler)
         return torch.from_numpy(np.ascontiguousarray(scaler.transform(a), dtype=np.float32))
+
+    def part(a, idx):
+        return a.subset(idx) if lazy else a[idx]
 
     def lab(y: np.ndarray | None, idx=None) -> torch.Tensor | None:
         if y is None:
             return None
         return torch.from_numpy(np.asarray(y if idx is None else y[idx], dtype=np.int64))
 
-    s = Splits(tens(bundle.x_train[tr]), lab(bundle.y_train, tr),
-               tens(bundle.x_train[va]) if n_val else None, lab(bundle.y_train, va) if n_val else None,
+    s = Splits(tens(part(bundle.x_train, tr)), lab(bundle.y_train, tr),
+               tens(part(bundle.x_train, va)) if n_val else None, lab(bundle.y_train, va) if n_val else None,
                tens(bundle.x_test), lab(bundle.y_test))
     if keep_labels is not None:
         if s.y_train is None:

@@ -8,7 +8,9 @@
   negative ELBO ``neg_elbo`` and the importance-sampled negative log-likelihood ``nll``, in nats per
   example). The training split is scored on a seeded subset of at most ``MAX_TRAIN_EVAL`` examples.
 * on ``test`` also the code metrics (kNN and probe accuracy with the *training* codes as reference,
-  k-means NMI, trustworthiness, continuity: :mod:`~hourglass.evaluate.codes`), the sample metrics of
+  k-means NMI, trustworthiness, continuity: :mod:`~hourglass.evaluate.codes`); their cost grows with
+  the square of the data, so they run on seeded subsets of a fixed size (at most ``MAX_FIT`` reference
+  codes, ``MAX_POINTS`` points for the neighbourhoods), recorded as ``subsample`` in the output, the sample metrics of
   generative models (:mod:`~hourglass.evaluate.samples`) and, for a run trained without one class,
   ``anomaly_auc`` (:mod:`~hourglass.evaluate.anomaly`).
 
@@ -90,6 +92,13 @@ def evaluate_splits(model, splits, *, data_name: str, sample_identity: str | Non
         "test": evaluate(model, s.x_test, s.y_test, batch_size, seed=seed),
     }
     out["test"].update(model_code_metrics(model, s.x_train, s.y_train, s.x_test, s.y_test, seed=seed))
+    if "knn_acc" in out["test"] or "trustworthiness" in out["test"]:
+        # what the metrics whose cost grows with the square of the data were computed on (seeded subsets)
+        from .codes import MAX_FIT, MAX_POINTS
+
+        n_tr, n_te = int((s.y_train >= 0).sum()), int((s.y_test >= 0).sum())
+        out["subsample"] = {"neighbourhood_points": min(MAX_POINTS, n_te), "reference_codes": min(MAX_FIT, n_tr),
+                            "seed": seed}
     # A run trained without a class has no classifier for it: no sample metrics.
     if exclude_class is None:
         out["test"].update(sample_metrics(model, data_name, s.x_train, s.y_train, s.x_test, seed=seed,

@@ -3,7 +3,9 @@
 1. Sort the options into training options (:class:`~hourglass.options.TrainConfig`), data options
    (:class:`~hourglass.options.DataOptions`) and model config fields; a preset supplies defaults for
    the first and the last. An unknown option is a ``ConfigError`` that lists the three kinds.
-2. Read the data (:func:`~hourglass.data.as_bundle`: a name, a path, arrays, a DataFrame), build the
+2. Read the data (:func:`~hourglass.data.as_bundle`: a name, a path, an image folder, arrays, a
+   DataFrame) and decide where it lives (:func:`~hourglass.data.bundle.place`): in memory as tensors
+   when it fits the memory budget (or ``in_memory="always"``), else streamed from disk. Build the
    model's config from it (the input shape, the number of classes), fit the scaling and make the
    splits (:func:`~hourglass.data.splits.make_splits`).
 3. Build the model through the registry, claim the run directory (``config.json`` first, so an
@@ -27,6 +29,7 @@ import numpy as np
 
 from ..config import build_config, config_to_dict
 from ..data import DataBundle, as_bundle
+from ..data.bundle import place
 from ..data.scaling import make_scaler
 from ..data.sources import IN_MEMORY, fingerprint
 from ..data.splits import make_splits
@@ -91,7 +94,9 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
         raise ConfigError(f"{out} already holds a run; choose another --out or continue it with --resume {out}")
 
     bundle = as_bundle(data, data_dir=dopts.data_dir, test_fraction=dopts.test_fraction,
-                       label_column=dopts.label_column, seed=tcfg.seed)
+                       label_column=dopts.label_column, seed=tcfg.seed, options=dopts,
+                       lazy=dopts.in_memory != "always")
+    bundle, streamed, budget = place(bundle, dopts.in_memory, dopts.memory_budget)
     if cls.conditional and bundle.y_train is None:
         raise DataError(f"model {model!r} is conditional and needs labels; the data ({bundle.source}) have none")
     cfg_values = dict(model_opts)
@@ -108,7 +113,8 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
         if dopts.keep_labels is not None and not net.accepts_unknown_labels:
             raise ConfigError(f"keep_labels={dopts.keep_labels}: model {model!r} as configured cannot learn from "
                               "partial labels; use cvae with semi_supervised=true, or aae with use_labels=true")
-        run = Run(net, scaler, make_info(model, preset, cfg, tcfg, dopts, bundle, splits, scaler), splits=splits)
+        info = make_info(model, preset, cfg, tcfg, dopts, bundle, splits, scaler, streamed=streamed, budget=budget)
+        run = Run(net, scaler, info, splits=splits)
         if out is not None:
             ckpt.write_json(Path(out) / "config.json", run.info)
             run.path = Path(out)
@@ -179,7 +185,10 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
     already = sum(rec.get("seconds", 0.0) for rec in trainer.state.history)
     t0 = time.perf_counter()
     try:
-        run.history = trainer.fit(splits.x_train, splits.y_train_seen, splits.x_val, splits.y_val_seen)
+        workers = run.data_options.workers
+        budget = run.info["data"].get("memory_budget_bytes")
+        cap = budget // 16 if budget and splits.streamed else None  # a validation batch: 1/16 of the budget
+        run.history = trainer.fit(splits.train_batches(workers, cap), None, splits.val_batches(workers, cap))
         fit_seconds = time.perf_counter() - t0
         run.metrics = {
             "fit_seconds": round(already + fit_seconds, 3),
