@@ -7,7 +7,9 @@ and ``list`` answer without loading torch.
 
 Every error a user or a file can cause is a ``HourglassError``, printed as one line
 (``hourglass: error: ...``) with exit status 2; ``--debug`` adds its traceback. Any other exception is
-a bug in hourglass: its traceback is shown with a line saying so, and the exit status is 1.
+a bug in hourglass: its traceback is shown with a line saying so, and the exit status is 1. Training
+stopped by SIGTERM or Ctrl-C (after its current step, with a checkpoint) prints one line saying how to
+continue and exits with 128 + the signal's number (143, 130), as a shell expects.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .config import ConfigError, describe_type, field_types, parse_set_options
-from .errors import HourglassError, PathError, path_access
+from .errors import HourglassError, PathError, TrainingInterrupted, path_access
 from .options import DataOptions, TrainConfig
 
 EXAMPLES = """\
@@ -205,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args.command](args)
+    except TrainingInterrupted as e:
+        print(f"hourglass: {e}", file=sys.stderr)
+        return 128 + e.signum if e.signum else 2
     except HourglassError as e:
         if args.debug:
             traceback.print_exc()
@@ -302,9 +307,12 @@ def cmd_evaluate(args) -> int:
     from .run import load
 
     run = load(args.run_dir)
+    if args.iwae_samples is not None:
+        from .memory import check_count
+
+        # the importance weights of one evaluation batch: K per example, float64 at most
+        check_count("--iwae-samples", args.iwae_samples, 8 * run.info["train"]["eval_batch_size"])
     splits = run.splits(args.data) if args.data else None
-    if args.iwae_samples is not None and args.iwae_samples < 1:
-        raise UsageError(f"--iwae-samples must be >= 1, got {args.iwae_samples}")
     left_out = run.info["data"].get("exclude_class")
     if args.anomaly_class is not None and args.anomaly_class != left_out:
         print(f"hourglass: note: the run was not trained without class {args.anomaly_class}: its anomaly AUC "
@@ -380,14 +388,17 @@ def cmd_sample(args) -> int:
     from .run import load
 
     run = load(args.run_dir)
+    n = run.check_sample_count(args.n)
     y = None
     if args.klass is not None:
         if run.model.num_classes is None:
             raise UsageError(f"--class needs a model that takes labels; {run.model_name!r} does not")
         y = run.class_index(args.klass)
     elif run.model.conditional:
-        y = [i % run.model.num_classes for i in range(max(args.n, 0))]
-    samples = run.sample(args.n, y, seed=args.seed)
+        import numpy as np
+
+        y = np.arange(n) % run.model.num_classes  # every class in turn
+    samples = run.sample(n, y, seed=args.seed)
     if out.suffix.lower() == ".npy":
         _save_npy(out, samples)
     else:
