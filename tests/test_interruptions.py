@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import hourglass
+from helpers import subprocess_env
 from hourglass.training import checkpoint as ckpt
 
 HERE = Path(__file__).resolve().parent
@@ -43,11 +42,8 @@ FINAL_SAVE = ["wrote model.safetensors", "wrote config.json", "wrote history.csv
 
 class Harness:
     def __init__(self, tmp: Path):
-        src = Path(hourglass.__file__).resolve().parents[1]
-        env = {**os.environ, "OMP_NUM_THREADS": "1",
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))}
         self.proc = subprocess.Popen([sys.executable, str(HERE / "kill_harness.py")], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, env=env)
+                                     stdout=subprocess.PIPE, text=True, env=subprocess_env())
         self.tmp = tmp
         self.ids = itertools.count()
         self.refs: dict[str, Path] = {}

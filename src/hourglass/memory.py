@@ -55,12 +55,17 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} EiB"  # pragma: no cover
 
 
-def check_fits(need: float, what: str) -> None:
+def check_fits(need: float, what: str, detail: str = "") -> None:
     """Refuse ``what`` (a phrase naming the value) when it would need more than the memory limit."""
     limit, source = memory_limit()
     if need > limit:
-        raise ConfigError(f"{what} would need about {format_bytes(need)} of memory, more than {source} "
+        raise ConfigError(f"{what} would need about {format_bytes(need)} of memory{detail}, more than {source} "
                           f"({format_bytes(limit)})")
+
+
+def _number(v: int) -> str:
+    """An integer for a message: as it is, or its order of magnitude when it is absurdly long."""
+    return str(v) if abs(v) < 10 ** 15 else f"about 10^{len(str(abs(v))) - 1}"
 
 
 def check_count(name: str, n: Any, bytes_each: float, low: int = 1) -> int:
@@ -100,24 +105,25 @@ def describe_sizes(cfg: Any) -> str:
     fields = _size_fields(cfg)
     big = {k: v for k, v in fields.items() if max(v if isinstance(v, tuple) else (v,), default=0) > 4096}
     shown = big or fields
-    return ", ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in shown.items())
+    return ", ".join(f"{k}=[{', '.join(_number(i) for i in v)}]" if isinstance(v, tuple) else f"{k}={_number(v)}"
+                     for k, v in shown.items())
 
 
-def model_size(cls: type, cfg: Any) -> ModelSize:
+def model_size(cls: type, cfg: Any, where: str = "") -> ModelSize:
     """Build ``cls(cfg)`` on the meta device (no memory) and measure it; an impossible config is a
-    ConfigError naming its values."""
+    ConfigError naming its values (after ``where``, e.g. the file's name)."""
     import torch
 
     for k, v in _size_fields(cfg).items():
         if isinstance(v, tuple) and len(v) > MAX_LAYERS:
-            raise ConfigError(f"config key {k!r}: {len(v):,} entries; at most {MAX_LAYERS} are supported")
+            raise ConfigError(f"{where}config key {k!r}: {len(v):,} entries; at most {MAX_LAYERS} are supported")
     try:
         with torch.device("meta"):
             model = cls(cfg)
     except (RuntimeError, OverflowError, ValueError, TypeError, MemoryError) as e:
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"model {getattr(cls, 'name', cls.__name__)!r} cannot be built with "
+        raise ConfigError(f"{where}model {getattr(cls, 'name', cls.__name__)!r} cannot be built with "
                           f"{describe_sizes(cfg)}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     state = model.state_dict(keep_vars=True)
     params = sum(t.numel() * t.element_size() for t in state.values())
@@ -134,10 +140,10 @@ def model_size(cls: type, cfg: Any) -> ModelSize:
 
 def check_model(cls: type, cfg: Any, *, where: str, batch: int = 1, training: bool = False) -> ModelSize:
     """Refuse a model whose parameters and a batch of ``batch`` examples would not fit in memory."""
-    size = model_size(cls, cfg)
+    size = model_size(cls, cfg, where)
     need = size.parameter_bytes * (4 if training else 1) + size.activation_bytes * batch * (2 if training else 1)
     name = getattr(cls, "name", cls.__name__)
-    doing = f"training on batches of {batch}" if training else "one example"
-    check_fits(need, f"{where}model {name!r} with {describe_sizes(cfg)} "
-                     f"({format_bytes(size.parameter_bytes)} of parameters, {doing})")
+    doing = f"training on batches of {batch}" if training else "for one example"
+    check_fits(need, f"{where}model {name!r} with {describe_sizes(cfg)}",
+               f" ({format_bytes(size.parameter_bytes)} of parameters; {doing})")
     return size

@@ -52,6 +52,7 @@ MAX_CONFIG_BYTES = 16 << 20  # config.json and metrics.json; a run's own are a f
 # Memory per output value of encode/decode/sample/interpolate: the model's float32 output, its
 # concatenation, and the float64 copies scaling back to the data's units make (4 + 4 + 8 + 8 + 4).
 BYTES_PER_OUTPUT_VALUE = 28
+TRAIN_KEYS_READ = ("seed", "val_fraction", "eval_batch_size")  # config.json's training options a run reads
 SAMPLE_BATCH = 1024  # sample(n) draws in batches of this many: the network's activations stay bounded
 
 
@@ -145,13 +146,13 @@ class Run:
                             f"({int(bad.sum())} of {len(out)}); its weights or these inputs are out of range")
         return out
 
-    def _check_outputs(self, name: str, n: Any, activations: bool = False) -> int:
+    def _check_outputs(self, name: str, n: Any, activations: bool = False, low: int = 1) -> int:
         """``n`` examples out of the model (``-n``, ``--steps``) must fit in memory: their values, and with
         ``activations`` (all in one forward pass) the network's values for each."""
         each = math.prod(self.input_shape) * BYTES_PER_OUTPUT_VALUE
         if activations:
             each += memory.model_size(type(self.model), self.model.config).activation_bytes
-        return memory.check_count(name, n, each)
+        return memory.check_count(name, n, each, low)
 
     def _encoder(self) -> Autoencoder:
         if not isinstance(self.model, Autoencoder):
@@ -198,7 +199,7 @@ class Run:
         from .evaluate.interpolate import interpolate
 
         model = self._encoder()
-        self._check_outputs("steps", steps, activations=True)
+        self._check_outputs("steps", steps, activations=True, low=2)
         for name, idx in (("from", i), ("to", j)):
             if not 0 <= idx < len(x):
                 raise ConfigError(f"{name} index {idx}: the input has examples 0..{len(x) - 1}")
@@ -292,7 +293,10 @@ class Run:
         try:
             model_cls = get_model_class(info["model"])
             build_config(model_cls.config_cls, info["config"])
-            build_config(TrainConfig, info["train"])
+            for key in TRAIN_KEYS_READ:
+                if key not in info["train"]:
+                    raise ConfigError(f"key 'train.{key}' is missing")
+            info["train"] = config_to_dict(build_config(TrainConfig, info["train"]))
             _check_data_record(info["data"])
             _scaler_from_record(info["data"]["scaling"], info["config"].get("input_shape"))
         except HourglassError as e:

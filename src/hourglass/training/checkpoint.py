@@ -125,7 +125,8 @@ def check_weights(path: str | Path, expected: dict[str, tuple[int, ...]]) -> Non
     unexpected = sorted(set(shapes) - set(expected))
     if missing or unexpected:
         raise CheckpointError(f"{path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    for name, shape in shapes.items():
+    for name in expected:  # in the model's order: the first layer that differs is named
+        shape = shapes[name]
         if shape != tuple(expected[name]):
             raise CheckpointError(f"{path}: tensor {name!r} has shape {shape}, the model's config needs "
                                   f"{tuple(expected[name])}")
