@@ -13,8 +13,10 @@ import hourglass
 
 MNIST10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k"
 NUM_CLASSES = 3
-# Small, quick training settings for the runs the reliability tests damage, lock, kill and resume.
-SMALL_RUN = {"latent_dim": 3, "hidden": (16,), "batch_size": 256, "progress": False, "threads": 1, "figures": False}
+# Small, quick training settings for the runs the reliability tests damage, lock, kill and resume (a
+# checkpoint after every epoch).
+SMALL_RUN = {"latent_dim": 3, "hidden": (16,), "batch_size": 256, "progress": False, "threads": 1, "figures": False,
+             "checkpoint_interval": 0}
 
 
 def run_cli(*args) -> int:

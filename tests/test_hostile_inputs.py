@@ -370,3 +370,18 @@ def test_mutated_trainer_state_loads_or_fails_cleanly(state_dir, vae_run, data):
         except HourglassError:
             pass
     assert peak.grew < PEAK_LIMIT
+
+
+@pytest.mark.slow
+def test_the_property_tests_hold_for_many_more_random_examples():
+    """The five property tests above, 1,000 fresh random examples each (not the fixed CI examples)."""
+    import subprocess
+    import sys
+
+    from helpers import subprocess_env
+
+    env = {**subprocess_env(), "HOURGLASS_PROPERTY_EXAMPLES": "1000"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", __file__, "-k", "cleanly", "-q", "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, env=env, cwd=Path(__file__).parent.parent)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "5 passed" in proc.stdout

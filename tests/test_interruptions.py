@@ -25,7 +25,8 @@ from helpers import subprocess_env
 from hourglass.training import checkpoint as ckpt
 
 HERE = Path(__file__).resolve().parent
-SMALL = {"epochs": 3, "latent_dim": 3, "batch_size": 256, "progress": False, "threads": 1, "figures": False}
+SMALL = {"epochs": 3, "latent_dim": 3, "batch_size": 256, "progress": False, "threads": 1, "figures": False,
+         "checkpoint_interval": 0}  # a checkpoint after every epoch
 MODELS = {
     "ae": {"hidden": [16]},  # one optimizer; 6 steps an epoch
     "aae": {"hidden": [16], "disc_hidden": [16]},  # three: reconstruction, discriminator, generator

@@ -302,6 +302,7 @@ def test_a_signal_stops_training_with_a_checkpoint_and_says_how_to_resume(tmp_pa
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "hourglass", "train", "ae", "--epochs", "100000", "--latent-dim",
                              "3", "--set", "hidden=16", "--batch-size", "256", "--threads", "1", "--no-progress",
+                             "--checkpoint-interval", "0",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 240
     while ckpt.latest_checkpoint(out) is None:

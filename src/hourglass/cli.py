@@ -43,7 +43,7 @@ examples:
   hourglass report runs/vae runs/ae2d --output both.html
 """
 MODEL_FLAGS = ("latent_dim", "lr")  # model config fields common to every model, given their own flags
-RESUME_KEEPS = ("epochs", "progress", "threads")  # what --resume may change
+RESUME_KEEPS = ("epochs", "progress", "threads", "checkpoint_interval")  # what --resume may change
 
 
 class UsageError(ConfigError):
@@ -97,14 +97,16 @@ def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and write a run directory",
                        description="Train MODEL on a data set; writes model.safetensors, config.json, history.csv, "
-                                   "metrics.json, figures and report.html into --out.",
+                                   "metrics.json, figures, report.html and checkpoints/ (what --resume continues "
+                                   "from) into --out. SIGTERM or Ctrl-C stop after the current step with a "
+                                   "checkpoint.",
                        epilog=model_help, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("model", nargs="?", help="model name (see `hourglass list`); omit with --resume")
     t.add_argument("--data", default="digits",
                    help="data set name (digits, mnist, fashion-mnist, kmnist, plane3d) or a .npy/.npz/.csv file "
                         "(default: digits, embedded)")
     t.add_argument("--preset", help="named preset for the model (see `hourglass list`)")
-    t.add_argument("--out", help="run directory to write (default: runs/MODEL-DATA)")
+    t.add_argument("--out", help="run directory to write: a new or empty folder (default: runs/MODEL-DATA)")
     t.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted or finished run (it may change "
                         f"{', '.join(_flag(k) for k in RESUME_KEEPS)})")
@@ -272,8 +274,10 @@ def cmd_train(args) -> int:
             what = f"MODEL ({args.model})" if args.model else ", ".join(_flag(k) for k in fixed)
             raise UsageError(f"--resume continues the run as it was configured; {what} cannot change "
                              f"(it may change {', '.join(_flag(k) for k in RESUME_KEEPS)})")
-        run = resume(args.resume, epochs=_int(given.get("epochs"), "epochs"), progress=given.get("progress", True),
-                     threads=_int(given.get("threads"), "threads"), tensorboard=args.tensorboard)
+        run = resume(args.resume, epochs=_number(given.get("epochs"), "epochs", int),
+                     progress=given.get("progress", True), threads=_number(given.get("threads"), "threads", int),
+                     checkpoint_interval=_number(given.get("checkpoint_interval"), "checkpoint_interval", float),
+                     tensorboard=args.tensorboard)
     else:
         from .training.fit import train
 
@@ -292,13 +296,13 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _int(value: str | None, key: str) -> int | None:
+def _number(value: str | None, key: str, kind: type) -> Any:
     if value is None:
         return None
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise UsageError(f"{_flag(key)}: {value!r} is not a whole number") from None
+        raise UsageError(f"{_flag(key)}: {value!r} is not a {'whole ' if kind is int else ''}number") from None
 
 
 def cmd_evaluate(args) -> int:

@@ -281,7 +281,6 @@ class Run:
             raise CheckpointError(f"run directory {path} not found" if not path.exists()
                                   else f"{path} is not a run directory")
         cfg_path = path / "config.json"
-        rundir.refuse_link(cfg_path)
         info = ckpt.read_json(cfg_path, finite=True, max_bytes=MAX_CONFIG_BYTES)
         if not isinstance(info, dict):
             raise CheckpointError(f"{cfg_path}: expected a JSON object, found {type(info).__name__}")
@@ -315,7 +314,6 @@ class Run:
         scaler = _scaler_from_record(info["data"]["scaling"], info["config"].get("input_shape"))
         size = memory.check_model(model_cls, cfg, where=f"{where}: ")
         if weights is not None:
-            rundir.refuse_link(Path(weights))
             ckpt.check_weights(weights, size.state_shapes)
         with seeded(seed) if seed is not None else contextlib.nullcontext():
             model = model_cls(cfg)

@@ -61,10 +61,10 @@ def fault_point(name: str) -> None:
 
 # -- writes ------------------------------------------------------------------------------------------
 def refuse_link(path: Path) -> None:
-    """A symbolic link where hourglass writes a run file or folder is an error, never followed."""
+    """A symbolic link where hourglass writes a file or folder is an error, never followed."""
     if os.path.islink(path):
-        raise PathError(f"{path} is a symbolic link (to {os.readlink(path)}); hourglass writes only its own "
-                        "files in a run directory, never through a link: remove the link")
+        raise PathError(f"{path} is a symbolic link (to {os.readlink(path)}); hourglass never writes through a "
+                        "link: remove it, or choose another path")
 
 
 def fsync_dir(path: Path) -> None:
@@ -144,7 +144,8 @@ def install_file(src: Path, path: Path) -> None:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        fsync_dir(path.parent)
+    # No fsync of the folder: these are copies of a checkpoint that is durable already; after a power
+    # loss the previous copy is what a reader finds, and --resume reads the checkpoint itself.
     fault_point(f"installed {path.name}")
 
 

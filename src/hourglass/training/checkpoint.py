@@ -277,7 +277,7 @@ def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], state
                 "model.safetensors": _write_part(tmp, "model.safetensors", lambda p: save_file(flat, p)),
                 "trainer_state.safetensors": _write_part(tmp, "trainer_state.safetensors",
                                                          lambda p: save_file(tensors, p)),
-                "trainer_state.json": _write_part(tmp, "trainer_state.json", lambda p: _dump(p, meta)),
+                "trainer_state.json": _write_part(tmp, "trainer_state.json", lambda p: _dump(p, meta, indent=None)),
                 "history.csv": _write_part(tmp, "history.csv",
                                            lambda p: _write_history_file(p, state["trainer"]["history"])),
             }
@@ -302,9 +302,9 @@ def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], state
     return final
 
 
-def _dump(path: str, obj: Any) -> None:
+def _dump(path: str, obj: Any, indent: int | None = 2) -> None:
     with open(path, "w") as f:
-        json.dump(obj, f, indent=2, default=_json_default)
+        json.dump(obj, f, indent=indent, default=_json_default)
         f.write("\n")
 
 

@@ -8,9 +8,10 @@
    splits (:func:`~hourglass.data.splits.make_splits`).
 3. Check the memory the model would need (:mod:`hourglass.memory`), build it through the registry,
    write ``config.json`` (so that an interrupted run can be resumed) and train with the generic trainer;
-   callbacks write a checkpoint (one transaction, :mod:`~hourglass.training.checkpoint`) and TensorBoard
-   events after every epoch, and SIGTERM or Ctrl-C stop training after the current step with a
-   checkpoint (:class:`~hourglass.errors.TrainingInterrupted` says how to continue).
+   callbacks write TensorBoard events after every epoch and a checkpoint (one transaction,
+   :mod:`~hourglass.training.checkpoint`) every ``checkpoint_interval`` seconds and at the end, and
+   SIGTERM or Ctrl-C stop training after the current step with a checkpoint
+   (:class:`~hourglass.errors.TrainingInterrupted` says how to continue).
 4. Evaluate through :meth:`Run.evaluate <hourglass.run.Run.evaluate>`, save, draw the figures and write
    the report.
 
@@ -80,7 +81,8 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
     ``hourglass list --fields MODEL``). A preset supplies defaults for the training options and the
     model's config.
 
-    With ``out``, the run directory is written as training goes (a checkpoint every epoch) and
+    With ``out``, the run directory is written as training goes (a checkpoint every ``checkpoint_interval``
+    seconds, and after the last epoch) and
     ``hourglass.resume(out)`` can continue it. ``out`` must be a new or empty folder (or a run stopped
     before its first checkpoint, which starts again); it is locked while training runs, and SIGTERM or
     Ctrl-C stop training after the current step with a checkpoint (raising ``TrainingInterrupted``).
@@ -130,8 +132,9 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
 
 
 def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True, figures: bool = True,
-           tensorboard: bool = False, threads: int | None = None) -> Run:
-    """Continue the run in ``path`` from its newest checkpoint (to ``epochs`` in all, if given).
+           tensorboard: bool = False, threads: int | None = None, checkpoint_interval: float | None = None) -> Run:
+    """Continue the run in ``path`` from its newest checkpoint (to ``epochs`` in all, if given; ``threads``
+    and ``checkpoint_interval`` may change too).
 
     The checkpoint is verified against its manifest and ``config.json`` first: a mismatch is a
     ``CheckpointError`` naming the files, never a silently different model. A run stopped before its
@@ -150,6 +153,8 @@ def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True
             values["epochs"] = epochs
         if threads is not None:
             values["threads"] = threads
+        if checkpoint_interval is not None:
+            values["checkpoint_interval"] = checkpoint_interval
         tcfg = build_config(TrainConfig, values)
         found = ckpt.open_checkpoint(path, info)
         if found is None:
@@ -189,7 +194,8 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool) -> Run:
     logger = None
     stop = StopOnSignal()
     if out is not None:
-        trainer.callbacks.append(Checkpoint(out, {"model": run.info["model"], "config": run.info["config"]}))
+        trainer.callbacks.append(Checkpoint(out, {"model": run.info["model"], "config": run.info["config"]},
+                                            trainer.config.checkpoint_interval))
         trainer.callbacks.append(stop)
     if tensorboard and out is not None:
         from ..report.tensorboard import TensorBoardLogger
