@@ -200,6 +200,13 @@ def test_a_limit_beyond_the_data_takes_what_there_is(vae_run, tmp_path):
     assert np.load(tmp_path / "z.npy").shape == (359, 3)
 
 
+def test_a_tensor_file_larger_than_memory_is_not_read(vae_run, monkeypatch):
+    monkeypatch.setenv("HOURGLASS_MEMORY_LIMIT", "1K")
+    with pytest.raises(hourglass.CheckpointError, match=r"trainer_state.safetensors holds .* of tensors, more than "
+                                                        r"the limit set by HOURGLASS_MEMORY_LIMIT \(1.0 KiB\)"):
+        ckpt.load_state(ckpt.latest_checkpoint(vae_run))
+
+
 def test_the_memory_limit_comes_from_the_machine_or_the_environment(monkeypatch):
     monkeypatch.delenv("HOURGLASS_MEMORY_LIMIT", raising=False)
     limit, source = memory.memory_limit()
@@ -381,7 +388,8 @@ def test_the_property_tests_hold_for_many_more_random_examples():
     from helpers import subprocess_env
 
     env = {**subprocess_env(), "HOURGLASS_PROPERTY_EXAMPLES": "1000"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", __file__, "-k", "cleanly", "-q", "-p", "no:cacheprovider"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", __file__, "-k", "cleanly", "-q", "-o", "addopts=",
+                           "-p", "no:cacheprovider"],
                           capture_output=True, text=True, env=env, cwd=Path(__file__).parent.parent)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "5 passed" in proc.stdout

@@ -31,7 +31,7 @@ MODELS = {
     "ae": {"hidden": [16]},  # one optimizer; 6 steps an epoch
     "aae": {"hidden": [16], "disc_hidden": [16]},  # three: reconstruction, discriminator, generator
     "vae": {"hidden": [16]},
-    "gan": {"hidden": [16], "disc_hidden": [16]},
+    "gan": {"hidden": [16]},
 }
 CHECKPOINT_WRITES = [
     "checkpoint part model.safetensors", "checkpoint part trainer_state.safetensors",

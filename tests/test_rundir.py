@@ -172,6 +172,14 @@ def test_out_paths_that_cannot_be_a_run_directory_are_one_line_errors(tmp_path, 
     assert str(out) in err and reason in err
 
 
+def test_out_may_be_a_link_to_an_empty_folder_the_user_chose(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "link")
+    hourglass.train("ae", "digits", out=tmp_path / "link", **SMALL)
+    assert (real / "model.safetensors").is_file() and ckpt.latest_checkpoint(real) is not None
+
+
 @pytest.fixture
 def read_only_dir(tmp_path):
     """A folder no process can write to: a read-only tmpfs when running as root (root ignores modes)."""

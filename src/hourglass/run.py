@@ -244,7 +244,7 @@ class Run:
             raise ConfigError("the run has no directory yet: pass save(path)")
         own = self.path is not None and os.path.realpath(path) == os.path.realpath(self.path)
         if own:
-            rundir.make_dir(path)
+            rundir.make_dir(path, chosen=True)
         with (rundir.locked(path, rundir.command_line()) if own else rundir.claim_new(path, rundir.command_line())):
             rundir.check_links(path)
             ckpt.save_tensors(path / "model.safetensors", self.model.state_dict())
@@ -451,7 +451,7 @@ class Run:
         if out is None:
             raise ConfigError("the run has no directory yet: pass out_dir")
         splits = splits if splits is not None else self.splits()
-        rundir.make_dir(out)
+        rundir.make_dir(out, chosen=True)
         # Drawn into a temporary folder beside their place, then each renamed into it: a figure is never
         # half-written, and a link planted where a figure goes is refused, never written through.
         with self._writing(out), tempfile.TemporaryDirectory(prefix=rundir.TMP_PREFIX, dir=out) as tmp:

@@ -89,8 +89,12 @@ def fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
-def make_dir(path: Path) -> None:
-    """Create a run folder (and its parents); a link in its place is refused."""
+def make_dir(path: Path, *, chosen: bool = False) -> None:
+    """Create a folder (and its parents). A link in its place is refused, unless the folder is one the caller
+    named (``chosen``: a run directory or an output folder may be a link to a folder, as the user chose); the
+    folders hourglass names inside a run directory (``checkpoints``) never are."""
+    if chosen and os.path.isdir(path):
+        return
     refuse_link(path)
     with path_access(path, "create the folder"):
         path.mkdir(parents=True, exist_ok=True)
@@ -101,7 +105,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
 
     An interrupted write leaves the old file (and at most a temporary file the next owner removes)."""
     path = Path(path)
-    make_dir(path.parent)
+    make_dir(path.parent, chosen=True)
     with path_access(path, "write"):
         fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}.{path.name}.", dir=path.parent)
         os.close(fd)
@@ -129,7 +133,7 @@ def write_text(path: str | Path, text: str) -> Path:
 def install_file(src: Path, path: Path) -> None:
     """Put the finished file ``src`` at ``path`` in one rename: a hard link when the file system has
     them (the checkpoint's files are never written again, so sharing them is safe), else a copy."""
-    make_dir(path.parent)
+    make_dir(path.parent, chosen=True)
     with path_access(path, "write"):
         tmp = path.parent / f"{TMP_PREFIX}.{path.name}.{os.getpid()}.link"
         tmp.unlink(missing_ok=True)
@@ -151,7 +155,7 @@ def install_file(src: Path, path: Path) -> None:
 
 def move_into(src: Path, path: Path) -> None:
     """Move the finished file ``src`` (in a temporary folder of the same file system) to ``path``."""
-    make_dir(path.parent)
+    make_dir(path.parent, chosen=True)
     with path_access(path, "write"):
         fsync_file(src)
         refuse_link(path)
@@ -351,7 +355,7 @@ def claim_new(out: str | Path, command: str) -> Iterator[RunLock]:
     out = Path(out)
     check_out_path(out)
     created = not out.exists()
-    make_dir(out)
+    make_dir(out, chosen=True)
     try:
         with locked(out, command) as lock:
             clean_stray(out)

@@ -41,7 +41,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .. import rundir
+from .. import memory, rundir
 from ..errors import CheckpointError, path_access
 
 FORMAT_VERSION = 1  # of config.json
@@ -101,9 +101,15 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of safetensors file ``path``; a file larger than the memory hourglass may use
+    (:func:`hourglass.memory.memory_limit`) is refused before it is read."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} not found")
+    limit, source = memory.memory_limit()
+    if path.stat().st_size > limit:
+        raise CheckpointError(f"{path} holds {memory.format_bytes(path.stat().st_size)} of tensors, more than "
+                              f"{source} ({memory.format_bytes(limit)})")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
