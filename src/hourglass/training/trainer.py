@@ -116,6 +116,8 @@ class Trainer:
             t = sd["trainer"]
             self.state = TrainerState(int(t["epoch"]), int(t["step"]), list(t["history"]), float(t["best_val"]),
                                       int(t["bad_epochs"]), bool(t["stopped_early"]))
+            if self.state.epoch < 0 or self.state.step < 0:
+                raise ValueError(f"epoch {self.state.epoch}, step {self.state.step}")
             if self.state.step:
                 sums = {str(k): v.to(self.device) for k, v in t["partial"]["sums"].items()}
                 self._partial = {"sums": sums, "seconds": float(t["partial"]["seconds"])}
@@ -173,6 +175,9 @@ class Trainer:
     def _epoch(self, train: Batches, val: Batches | None, steps: int, governor: ThreadGovernor) -> dict[str, Any]:
         cfg, model = self.config, self.model
         epoch, start = self.state.epoch, self.state.step
+        if start >= steps:
+            raise CheckpointError(f"the trainer state stopped at step {start} of epoch {epoch + 1}, which has {steps} "
+                                  "steps here: the data or the batch size differ from the run's")
         t0 = time.perf_counter() - self._partial["seconds"]
         self._epoch_start_shuffle = self.shuffle.get_state()
         model.train()
