@@ -6,7 +6,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import MNIST10K  # noqa: E402
+from helpers import MNIST10K, SMALL_RUN  # noqa: E402
 
 
 @pytest.fixture
@@ -25,3 +25,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """``small_run(model, epochs)``: a finished run on the embedded digits, trained once per session (copy it
+    with ``copied`` before changing it)."""
+    import hourglass
+
+    made: dict = {}
+
+    def get(model: str, epochs: int) -> Path:
+        if (model, epochs) not in made:
+            out = tmp_path_factory.mktemp(f"{model}-{epochs}") / "run"
+            hourglass.train(model, "digits", out=out, epochs=epochs, **SMALL_RUN)
+            made[model, epochs] = out
+        return made[model, epochs]
+
+    return get

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -11,6 +13,10 @@ import hourglass
 
 MNIST10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k"
 NUM_CLASSES = 3
+# Small, quick training settings for the runs the reliability tests damage, lock, kill and resume (a
+# checkpoint after every epoch).
+SMALL_RUN = {"latent_dim": 3, "hidden": (16,), "batch_size": 256, "progress": False, "threads": 1, "figures": False,
+             "checkpoint_interval": 0}
 
 
 def run_cli(*args) -> int:
@@ -18,6 +24,28 @@ def run_cli(*args) -> int:
     from hourglass.cli import main
 
     return main([str(a) for a in args])
+
+
+def one_line_error(capsys, *args) -> str:
+    """Run the CLI, expect exit status 2 and exactly one line on stderr (``hourglass: error: ...``); return it."""
+    assert run_cli(*args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("hourglass: error: "), err
+    return err
+
+
+def subprocess_env() -> dict[str, str]:
+    """The environment for a child Python that must import this checkout's hourglass (one OpenMP thread)."""
+    src = Path(hourglass.__file__).resolve().parents[1]
+    return {**os.environ, "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")]))}
+
+
+def copied(run: Path, tmp_path: Path) -> Path:
+    """A copy of run directory ``run`` as ``tmp_path/run``, to damage or continue."""
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    return out
 
 
 def small_model(name: str, input_shape=(12,), **overrides):

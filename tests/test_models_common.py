@@ -107,7 +107,7 @@ def test_save_load_round_trip_gives_identical_outputs(name, shape, tmp_path):
         "model": name,
         "config": hourglass.config.config_to_dict(model.config),
         "train": hourglass.config.config_to_dict(hourglass.TrainConfig()),
-        "data": {"scaling": scaler.to_dict(), "kind": "image" if len(shape) == 3 else "tabular"},
+        "data": {"name": "test", "scaling": scaler.to_dict(), "kind": "image" if len(shape) == 3 else "tabular"},
     }
     Run(model, scaler, info).save(tmp_path / "run")
     run = load(tmp_path / "run")

@@ -213,7 +213,7 @@ def test_os_failures_are_path_errors_naming_the_path(tmp_path, capsys):
     x, _ = _table()
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(hourglass.PathError, match=f"cannot write {blocker}/run: Not a directory"):
+    with pytest.raises(hourglass.PathError, match=f"cannot use {blocker}/run as a run directory: Not a directory"):
         hourglass.train("ae", x, out=blocker / "run", **FAST)
     assert run_cli("train", "ae", "--epochs", 1, "--out", blocker / "run", "--no-progress") == 2
     err = capsys.readouterr().err

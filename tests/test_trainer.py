@@ -95,7 +95,7 @@ def test_last_good_checkpoint_survives_a_diverging_epoch(tmp_path):
         trainer.fit(x)
     saved = ckpt.load_tensors(tmp_path / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in saved.values())
-    assert ckpt.load_state(tmp_path)["trainer"]["epoch"] == 1
+    assert ckpt.load_state(ckpt.latest_checkpoint(tmp_path))["trainer"]["epoch"] == 1
 
 
 def test_trainer_state_round_trips_through_safetensors_and_json(tmp_path):

@@ -7,7 +7,9 @@ and ``list`` answer without loading torch.
 
 Every error a user or a file can cause is a ``HourglassError``, printed as one line
 (``hourglass: error: ...``) with exit status 2; ``--debug`` adds its traceback. Any other exception is
-a bug in hourglass: its traceback is shown with a line saying so, and the exit status is 1.
+a bug in hourglass: its traceback is shown with a line saying so, and the exit status is 1. Training
+stopped by SIGTERM or Ctrl-C (after its current step, with a checkpoint) prints one line saying how to
+continue and exits with 128 + the signal's number (143, 130), as a shell expects.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from .config import ConfigError, describe_type, field_types, parse_set_options
-from .errors import HourglassError, PathError, path_access
+from .errors import HourglassError, PathError, TrainingInterrupted, path_access
 from .options import DataOptions, TrainConfig
 
 EXAMPLES = """\
@@ -45,7 +47,7 @@ examples:
   hourglass report runs/vae runs/ae2d --output both.html
 """
 MODEL_FLAGS = ("latent_dim", "lr")  # model config fields common to every model, given their own flags
-RESUME_KEEPS = ("epochs", "progress", "threads")  # what --resume may change
+RESUME_KEEPS = ("epochs", "progress", "threads", "checkpoint_interval")  # what --resume may change
 OUTPUT_SUFFIXES = (".npy", ".csv", ".parquet")  # codes and reconstructions (row number and label beside them)
 
 
@@ -100,14 +102,16 @@ def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and write a run directory",
                        description="Train MODEL on a data set; writes model.safetensors, config.json, history.csv, "
-                                   "metrics.json, figures and report.html into --out.",
+                                   "metrics.json, figures, report.html and checkpoints/ (what --resume continues "
+                                   "from) into --out. SIGTERM or Ctrl-C stop after the current step with a "
+                                   "checkpoint.",
                        epilog=model_help, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("model", nargs="?", help="model name (see `hourglass list`); omit with --resume")
     t.add_argument("--data", default="digits",
                    help="data set name (digits, mnist, fashion-mnist, kmnist, plane3d), a folder of images, or a "
                         ".csv/.tsv/.parquet/.npy/.npz file (default: digits, embedded)")
     t.add_argument("--preset", help="named preset for the model (see `hourglass list`)")
-    t.add_argument("--out", help="run directory to write (default: runs/MODEL-DATA)")
+    t.add_argument("--out", help="run directory to write: a new or empty folder (default: runs/MODEL-DATA)")
     t.add_argument("--resume", metavar="RUN_DIR",
                    help="continue an interrupted or finished run (it may change "
                         f"{', '.join(_flag(k) for k in RESUME_KEEPS)})")
@@ -235,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = show
     try:
         return COMMANDS[args.command](args)
+    except TrainingInterrupted as e:
+        print(f"hourglass: {e}", file=sys.stderr)
+        return 128 + e.signum if e.signum else 2
     except HourglassError as e:
         if args.debug:
             traceback.print_exc()
@@ -299,8 +306,10 @@ def cmd_train(args) -> int:
             what = f"MODEL ({args.model})" if args.model else ", ".join(_flag(k) for k in fixed)
             raise UsageError(f"--resume continues the run as it was configured; {what} cannot change "
                              f"(it may change {', '.join(_flag(k) for k in RESUME_KEEPS)})")
-        run = resume(args.resume, epochs=_int(given.get("epochs"), "epochs"), progress=given.get("progress", True),
-                     threads=_int(given.get("threads"), "threads"), tensorboard=args.tensorboard)
+        run = resume(args.resume, epochs=_number(given.get("epochs"), "epochs", int),
+                     progress=given.get("progress", True), threads=_number(given.get("threads"), "threads", int),
+                     checkpoint_interval=_number(given.get("checkpoint_interval"), "checkpoint_interval", float),
+                     tensorboard=args.tensorboard)
     else:
         from .training.fit import train
 
@@ -319,13 +328,13 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _int(value: str | None, key: str) -> int | None:
+def _number(value: str | None, key: str, kind: type) -> Any:
     if value is None:
         return None
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise UsageError(f"{_flag(key)}: {value!r} is not a whole number") from None
+        raise UsageError(f"{_flag(key)}: {value!r} is not a {'whole ' if kind is int else ''}number") from None
 
 
 def cmd_evaluate(args) -> int:
@@ -334,9 +343,12 @@ def cmd_evaluate(args) -> int:
     from .run import load
 
     run = load(args.run_dir)
+    if args.iwae_samples is not None:
+        from .memory import check_count
+
+        # the importance weights of one evaluation batch: K per example, float64 at most
+        check_count("--iwae-samples", args.iwae_samples, 8 * run.info["train"]["eval_batch_size"])
     splits = run.splits(args.data) if args.data else None
-    if args.iwae_samples is not None and args.iwae_samples < 1:
-        raise UsageError(f"--iwae-samples must be >= 1, got {args.iwae_samples}")
     left_out = run.info["data"].get("exclude_class")
     if args.anomaly_class is not None and args.anomaly_class != left_out:
         print(f"hourglass: note: the run was not trained without class {args.anomaly_class}: its anomaly AUC "
@@ -435,14 +447,17 @@ def cmd_sample(args) -> int:
     from .run import load
 
     run = load(args.run_dir)
+    n = run.check_sample_count(args.n)
     y = None
     if args.klass is not None:
         if run.model.num_classes is None:
             raise UsageError(f"--class needs a model that takes labels; {run.model_name!r} does not")
         y = run.class_index(args.klass)
     elif run.model.conditional:
-        y = [i % run.model.num_classes for i in range(max(args.n, 0))]
-    samples = run.sample(args.n, y, seed=args.seed)
+        import numpy as np
+
+        y = np.arange(n) % run.model.num_classes  # every class in turn
+    samples = run.sample(n, y, seed=args.seed)
     if out.suffix.lower() == ".npy":
         _save_npy(out, samples)
     else:

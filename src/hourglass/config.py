@@ -98,7 +98,10 @@ def _coerce(key: str, value: Any, tp: Any, from_string: bool) -> Any:
         if isinstance(value, bool):
             fail()
         if isinstance(value, (int, float)):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond any float
+                fail()
         if from_string and isinstance(value, str):
             try:
                 return float(value.strip())

@@ -41,6 +41,15 @@ class TrainingError(HourglassError, RuntimeError):
     """Training cannot go on (a non-finite loss); the message names the epoch, step and loss."""
 
 
+class TrainingInterrupted(TrainingError):
+    """Training stopped on request (SIGTERM, Ctrl-C) after finishing its current step and writing a
+    checkpoint; the message says how to continue. ``signum`` is the signal that asked, if any."""
+
+    def __init__(self, message: str, signum: int | None = None):
+        super().__init__(message)
+        self.signum = signum
+
+
 class PathError(HourglassError, OSError):
     """A file or folder the library cannot read or write (missing, not a directory, permission denied,
     disk full); the message names the path and the operating system's reason."""
@@ -74,5 +83,5 @@ def path_access(path: str | os.PathLike, doing: str) -> Iterator[None]:
 
 __all__ = [
     "CheckpointError", "ConfigError", "DataError", "HourglassError", "HourglassWarning", "PathError", "TrainingError",
-    "describe_os_error", "path_access",
+    "TrainingInterrupted", "describe_os_error", "path_access",
 ]

@@ -35,6 +35,10 @@ class TrainConfig:
     min_delta: float = option(0.0, "early stopping: smallest improvement that counts")
     grad_clip: float = option(0.0, "clip each optimizer's gradient norm to this (0: off)")
     log_every: int = option(25, "steps between reading losses back (progress bar, non-finite check)")
+    checkpoint_interval: float = option(
+        10.0, "seconds between checkpoints of a run directory: one is written after the first epoch that ends this "
+              "long after the last (0: after every epoch); the last epoch and a stop on SIGTERM or Ctrl-C always "
+              "write one")
     progress: bool = option(True, "show a progress bar")
     eval_batch_size: int = option(1024, "batch size for validation and evaluation")
 
@@ -47,6 +51,7 @@ class TrainConfig:
             "min_delta": self.min_delta >= 0,
             "grad_clip": self.grad_clip >= 0,
             "log_every": self.log_every >= 1,
+            "checkpoint_interval": self.checkpoint_interval >= 0,
             "eval_batch_size": self.eval_batch_size >= 1,
             "threads": self.threads is None or 1 <= self.threads <= 4096,
             "device": bool(_DEVICE.match(self.device)),

@@ -5,7 +5,10 @@ A :class:`Run` holds the model, the scaling fitted on its training data, ``info`
 versions), the per-epoch history and the metrics. It is the only code that
 
 * saves and loads a run directory (``model.safetensors``, ``config.json``, ``history.csv``,
-  ``metrics.json``; the trainer's checkpoints go through the same :mod:`~hourglass.training.checkpoint`);
+  ``metrics.json``; the trainer's checkpoints go through the same :mod:`~hourglass.training.checkpoint`),
+  holding the directory's lock while it writes, never writing through a symbolic link
+  (:mod:`~hourglass.rundir`), and checking everything ``config.json`` says before it is used: its
+  structure and types, and the memory the model it describes would take (:mod:`~hourglass.memory`);
 * turns the run's data into its train / validation / test tensors: :meth:`Run.splits` reads the data
   again from where the run recorded them and hands them to :func:`~hourglass.data.splits.make_splits`
   with the run's stored scaling, so training, resuming, ``hourglass evaluate``, figures and the report
@@ -24,6 +27,8 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import math
+import os
 import platform
 import tempfile
 from pathlib import Path
@@ -32,16 +37,23 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from . import memory, rundir
 from .config import build_config, config_to_dict
 from .data import DataBundle, Scaler, as_bundle, list_datasets
 from .data.splits import Splits, make_splits
 from .errors import CheckpointError, ConfigError, DataError, HourglassError
 from .models.base import Autoencoder, Generator
+from .options import TrainConfig
 from .registry import get_model_class
 from .seeding import seeded
 from .training import checkpoint as ckpt
 
-MAX_SAMPLES = 1_000_000  # sample(n): more than this in one call is a typo, not a request
+MAX_CONFIG_BYTES = 16 << 20  # config.json and metrics.json; a run's own are a few KB
+# Memory per output value of encode/decode/sample/interpolate: the model's float32 output, its
+# concatenation, and the float64 copies scaling back to the data's units make (4 + 4 + 8 + 8 + 4).
+BYTES_PER_OUTPUT_VALUE = 28
+TRAIN_KEYS_READ = ("seed", "val_fraction", "eval_batch_size")  # config.json's training options a run reads
+SAMPLE_BATCH = 1024  # sample(n) draws in batches of this many: the network's activations stay bounded
 
 
 class Run:
@@ -160,7 +172,23 @@ class Run:
         for s in range(0, len(x), batch_size):
             yb = y[s : s + batch_size].to(dev) if y is not None else None
             outs.append(fn(x[s : s + batch_size].to(dev), yb).cpu())
-        return torch.cat(outs).numpy()
+        return self._finite(torch.cat(outs).numpy())
+
+    def _finite(self, out: np.ndarray) -> np.ndarray:
+        """Outputs must be numbers: NaN or Inf from the model is an error, never a silent result."""
+        bad = ~np.isfinite(out.reshape(len(out), -1)).all(1)
+        if bad.any():
+            raise DataError(f"model {self.model_name!r} produced NaN or Inf for example {int(np.argmax(bad))} "
+                            f"({int(bad.sum())} of {len(out)}); its weights or these inputs are out of range")
+        return out
+
+    def _check_outputs(self, name: str, n: Any, activations: bool = False, low: int = 1) -> int:
+        """``n`` examples out of the model (``-n``, ``--steps``) must fit in memory: their values, and with
+        ``activations`` (all in one forward pass) the network's values for each."""
+        each = math.prod(self.input_shape) * BYTES_PER_OUTPUT_VALUE
+        if activations:
+            each += memory.model_size(type(self.model), self.model.config).activation_bytes
+        return memory.check_count(name, n, each, low)
 
     def _encoder(self) -> Autoencoder:
         if not isinstance(self.model, Autoencoder):
@@ -207,6 +235,7 @@ class Run:
         from .evaluate.interpolate import interpolate
 
         model = self._encoder()
+        self._check_outputs("steps", steps, activations=True, low=2)
         for name, idx in (("from", i), ("to", j)):
             if not 0 <= idx < len(x):
                 raise ConfigError(f"{name} index {idx}: the input has examples 0..{len(x) - 1}")
@@ -219,11 +248,7 @@ class Run:
         """``n`` new examples drawn from the model, in the original units (generative models). ``y``: one
         label per sample, or one label for all, for models that take labels. ``seed`` makes the draw
         repeatable without touching the global random stream."""
-        if not self.model.generative:
-            raise ConfigError(f"model {self.model_name!r} is not generative: it cannot sample; try a vae")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
-            raise ConfigError(f"n must be a whole number from 1 to {MAX_SAMPLES:,}, got {n!r}")
-        n = int(n)
+        n = self.check_sample_count(n)
         if y is not None and np.ndim(y) == 0:
             y = np.full(n, y)
         if y is not None and self.model.num_classes is None:
@@ -232,34 +257,67 @@ class Run:
         if yt is not None and (int(yt.min()) < 0 or int(yt.max()) >= self.model.num_classes):
             raise DataError(f"labels must be in 0..{self.model.num_classes - 1}, got {int(yt.min())}..{int(yt.max())}")
         self.model.eval()
+        dev = self.model.device
+        parts = []
         with torch.no_grad(), (seeded(seed) if seed is not None else contextlib.nullcontext()):
-            out = self.model.sample(n, yt.to(self.model.device) if yt is not None else None).cpu().numpy()
-        return self.scaler.inverse_transform(out)
+            for s in range(0, n, SAMPLE_BATCH):
+                yb = yt[s : s + SAMPLE_BATCH].to(dev) if yt is not None else None
+                parts.append(self.model.sample(min(SAMPLE_BATCH, n - s), yb).cpu())
+        return self.scaler.inverse_transform(self._finite(torch.cat(parts).numpy()))
+
+    def check_sample_count(self, n: Any) -> int:
+        """``n`` for :meth:`sample`: a generative model, a whole number >= 1 whose samples fit in memory."""
+        if not self.model.generative:
+            raise ConfigError(f"model {self.model_name!r} is not generative: it cannot sample; try a vae")
+        return self._check_outputs("n", n)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
-        """Write the run directory (default: the run's own ``path``)."""
+        """Write the run directory (default: the run's own ``path``). Another directory must be new or
+        empty (see :func:`hourglass.rundir.claim_new`); the directory is locked while it is written."""
         path = Path(path) if path is not None else self.path
         if path is None:
             raise ConfigError("the run has no directory yet: pass save(path)")
-        ckpt.save_tensors(path / "model.safetensors", self.model.state_dict())
-        ckpt.write_json(path / "config.json", self.info)
-        if self.history:
-            ckpt.write_history(path / "history.csv", self.history)
-        if self.metrics:
-            ckpt.write_json(path / "metrics.json", self.metrics)
+        own = self.path is not None and os.path.realpath(path) == os.path.realpath(self.path)
+        if own:
+            rundir.make_dir(path, chosen=True)
+        with (rundir.locked(path, rundir.command_line()) if own else rundir.claim_new(path, rundir.command_line())):
+            rundir.check_links(path)
+            ckpt.save_tensors(path / "model.safetensors", self.model.state_dict())
+            ckpt.write_json(path / "config.json", self.info)
+            if self.history:
+                ckpt.write_history(path / "history.csv", self.history)
+            if self.metrics:
+                ckpt.write_json(path / "metrics.json", self.metrics)
         self.path = path
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Run":
-        """Read a run directory back: the model through the registry, weights from safetensors."""
+        """Read a run directory back: the model through the registry, weights from safetensors. Everything
+        is checked before it is used: ``config.json`` (:meth:`read_info`), the memory the model needs, the
+        weights' names and shapes (from the file's header, before any tensor is read) and their values."""
+        path = Path(path)
+        info = cls.read_info(path)
+        weights = path / "model.safetensors"
+        if not weights.is_file() and not os.path.islink(weights):
+            if ckpt.latest_checkpoint(path) is None:
+                raise CheckpointError(f"{weights} not found: the run was stopped before its first checkpoint; "
+                                      f"start it again with `hourglass train --resume {path}`")
+            raise CheckpointError(f"{weights} not found; continue the run with `hourglass train --resume {path}`")
+        return cls.from_info(info, path, weights, device=device)
+
+    @staticmethod
+    def read_info(path: str | Path) -> dict[str, Any]:
+        """``path/config.json``, checked: its structure, every type and value the run uses later, the model
+        config (through the model's own dataclass) and the scaling. A problem is a CheckpointError naming
+        the file and the key."""
         path = Path(path)
         if not path.is_dir():
             raise CheckpointError(f"run directory {path} not found" if not path.exists()
                                   else f"{path} is not a run directory")
         cfg_path = path / "config.json"
-        info = ckpt.read_json(cfg_path)
+        info = ckpt.read_json(cfg_path, finite=True, max_bytes=MAX_CONFIG_BYTES)
         if not isinstance(info, dict):
             raise CheckpointError(f"{cfg_path}: expected a JSON object, found {type(info).__name__}")
         if info.get("format") != ckpt.FORMAT_VERSION:
@@ -269,17 +327,46 @@ class Run:
                 raise CheckpointError(f"{cfg_path}: key {key!r} is missing or not a {kind.__name__}")
         try:
             model_cls = get_model_class(info["model"])
-            cfg = build_config(model_cls.config_cls, info["config"])
-            scaler = Scaler.from_dict(info["data"].get("scaling") or {})
+            build_config(model_cls.config_cls, info["config"])
+            for key in TRAIN_KEYS_READ:
+                if key not in info["train"]:
+                    raise ConfigError(f"key 'train.{key}' is missing")
+            info["train"] = config_to_dict(build_config(TrainConfig, info["train"]))
+            _check_data_record(info["data"])
+            _scaler_from_record(info["data"]["scaling"], info["config"].get("input_shape"))
         except HourglassError as e:
             raise CheckpointError(f"{cfg_path}: {e}") from None
-        model = model_cls(cfg)
-        ckpt.load_weights(model, path / "model.safetensors")
+        return info
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any], path: str | Path | None, weights: str | Path | None, *,
+                  device: str = "cpu", seed: int | None = None) -> "Run":
+        """The run ``info`` (checked by :meth:`read_info`) describes: its model built after the memory it
+        needs is checked, with the weights in ``weights`` (checked by name and shape before they are read),
+        or freshly initialised under ``seed`` when ``weights`` is None (a run restarted from scratch)."""
+        where = Path(path) / "config.json" if path is not None else "config"
+        model_cls = get_model_class(info["model"])
+        cfg = build_config(model_cls.config_cls, info["config"])
+        scaler = _scaler_from_record(info["data"]["scaling"], info["config"].get("input_shape"))
+        size = memory.check_model(model_cls, cfg, where=f"{where}: ")
+        if weights is not None:
+            ckpt.check_weights(weights, size.state_shapes)
+        with seeded(seed) if seed is not None else contextlib.nullcontext():
+            model = model_cls(cfg)
+        if weights is not None:
+            ckpt.load_weights(model, weights)
         from .training.trainer import resolve_device
 
         model.to(resolve_device(device)).eval()
-        metrics = ckpt.read_json(path / "metrics.json") if (path / "metrics.json").is_file() else {}
-        history = ckpt.read_history(path / "history.csv")
+        metrics, history = {}, []
+        if path is not None:
+            path = Path(path)
+            if (path / "metrics.json").is_file():
+                metrics = ckpt.read_json(path / "metrics.json", max_bytes=MAX_CONFIG_BYTES)
+                if not isinstance(metrics, dict):
+                    raise CheckpointError(f"{path / 'metrics.json'}: expected a JSON object, found "
+                                          f"{type(metrics).__name__}")
+            history = ckpt.read_history(path / "history.csv")
         return cls(model, scaler, info, history, metrics, path)
 
     # -- the run's data ---------------------------------------------------------------------------
@@ -501,9 +588,26 @@ class Run:
             raise ConfigError("the run has no directory yet: pass out_dir")
         shown, _ = (splits if splits is not None else self.splits()).bounded(self._eval_bytes(),
                                                                               seed=self.info["train"]["seed"])
-        return write_run_figures(out, self.model, shown,
-                                 history=self.history, image=self.info["data"]["kind"] == "image",
-                                 title=self.model_name)
+        rundir.make_dir(out, chosen=True)
+        # Drawn into a temporary folder beside their place, then each renamed into it: a figure is never
+        # half-written, and a link planted where a figure goes is refused, never written through.
+        with self._writing(out), tempfile.TemporaryDirectory(prefix=rundir.TMP_PREFIX, dir=out) as tmp:
+            drawn = write_run_figures(Path(tmp), self.model, shown, history=self.history,
+                                      image=self.info["data"]["kind"] == "image", title=self.model_name)
+            written = []
+            for p in drawn:
+                rundir.move_into(Path(p), out / Path(p).name)
+                written.append(type(p)(out / Path(p).name))
+        return written
+
+    @contextlib.contextmanager
+    def _writing(self, folder: Path) -> Iterator[None]:
+        """Hold the run directory's lock while writing into it (``folder`` is the run's own directory)."""
+        if self.path is not None and os.path.realpath(folder) == os.path.realpath(self.path):
+            with rundir.locked(folder, rundir.command_line()):
+                yield
+        else:
+            yield
 
     def report_page(self, fig_dir: Path, label: str | None = None):
         from .report.html import RunPage
@@ -522,11 +626,15 @@ class Run:
             if self.path is None:
                 raise ConfigError("the run has no directory: pass output=")
             output = self.path / "report.html"
+        output = Path(output)
         with tempfile.TemporaryDirectory() as tmp:
             if fig_dir is None:
                 fig_dir = Path(tmp)
                 self.write_figures(fig_dir, splits)
             page = run_report_html(self.report_page(Path(fig_dir)))
+        if self.path is not None and os.path.realpath(output.parent) == os.path.realpath(self.path):
+            with self._writing(self.path):  # in the run directory: locked, atomic, never through a link
+                return rundir.write_text(output, page)
         return write_html(output, page)
 
     def summary(self) -> str:
@@ -538,6 +646,61 @@ class Run:
             if k in test:
                 parts.append(f"test {k} {test[k]:.4g}")
         return ", ".join(parts)
+
+
+_DATA_RECORD: dict[str, tuple[tuple[type, ...], bool]] = {  # key -> (types, required)
+    "name": ((str,), True), "kind": ((str,), True), "scaling": ((dict,), True),
+    "data_dir": ((str, type(None)), False), "source": ((str, type(None)), False),
+    "fingerprint": ((str, type(None)), False), "input_shape": ((list,), False),
+    "test_fraction": ((int, float), False), "label_column": ((int, str, type(None)), False),
+    "label_names": ((list, type(None)), False), "exclude_class": ((int, type(None)), False),
+    "keep_labels": ((int, type(None)), False),
+}
+
+
+def _check_data_record(d: dict[str, Any]) -> None:
+    """The ``data`` section of config.json: every key the run reads, of the type it expects."""
+    for key, (types, required) in _DATA_RECORD.items():
+        if key not in d:
+            if required:
+                raise ConfigError(f"key 'data.{key}' is missing")
+            continue
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, types):
+            raise ConfigError(f"key 'data.{key}': {_short(v)} is not a {' or '.join(t.__name__ for t in types)}")
+    if d["kind"] not in ("image", "tabular"):
+        raise ConfigError(f"key 'data.kind': {_short(d['kind'])} is not 'image' or 'tabular'")
+    if "test_fraction" in d and not 0 < d["test_fraction"] < 1:
+        raise ConfigError(f"key 'data.test_fraction': {d['test_fraction']} is not between 0 and 1")
+    if d.get("label_names") is not None and not all(isinstance(n, str) for n in d["label_names"]):
+        raise ConfigError("key 'data.label_names': expected a list of names (strings)")
+
+
+def _scaler_from_record(record: Any, input_shape: Any) -> Scaler:
+    """The stored scaling, checked: fitted, finite, and shaped for one example of ``input_shape``."""
+    if not isinstance(record, dict):
+        raise ConfigError("key 'data.scaling' is not an object")
+    try:
+        s = Scaler.from_dict(record)
+    except (ValueError, OverflowError) as e:  # a ragged, non-numeric or out-of-range offset or scale
+        raise ConfigError(f"key 'data.scaling': {str(e).splitlines()[0]}") from None
+    shape = tuple(input_shape) if isinstance(input_shape, (list, tuple)) else None
+    if s.offset is None or s.scale is None:
+        raise ConfigError("key 'data.scaling': the scaling was never fitted (no offset and scale)")
+    for name, arr in (("offset", s.offset), ("scale", s.scale)):
+        if arr.shape not in ((1,), shape) or not np.isfinite(arr).all():
+            raise ConfigError(f"key 'data.scaling.{name}': expected finite numbers, one or one per value of "
+                              f"an example {shape}, got shape {arr.shape}")
+    if not (s.scale != 0).all():
+        raise ConfigError("key 'data.scaling.scale': holds a zero")
+    if s.shape is not None and s.shape != shape:
+        raise ConfigError(f"key 'data.scaling.shape': {list(s.shape)} differs from the model's input shape {shape}")
+    return s
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _in_memory(data: Any) -> bool:

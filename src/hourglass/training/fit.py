@@ -8,11 +8,20 @@
    when it fits the memory budget (or ``in_memory="always"``), else streamed from disk. Build the
    model's config from it (the input shape, the number of classes), fit the scaling and make the
    splits (:func:`~hourglass.data.splits.make_splits`).
-3. Build the model through the registry, claim the run directory (``config.json`` first, so an
-   interrupted run can be resumed) and train with the generic trainer; callbacks write a checkpoint
-   and TensorBoard events after every epoch.
+3. Check the memory the model would need (:mod:`hourglass.memory`), build it through the registry,
+   write ``config.json`` (so that an interrupted run can be resumed) and train with the generic trainer;
+   callbacks write TensorBoard events after every epoch and a checkpoint (one transaction,
+   :mod:`~hourglass.training.checkpoint`) every ``checkpoint_interval`` seconds and at the end, and
+   SIGTERM or Ctrl-C stop training after the current step with a checkpoint
+   (:class:`~hourglass.errors.TrainingInterrupted` says how to continue).
 4. Evaluate through :meth:`Run.evaluate <hourglass.run.Run.evaluate>`, save, draw the figures and write
    the report.
+
+With a run directory, the whole of it runs under the directory's lock (:mod:`hourglass.rundir`): the
+directory is claimed before anything else (new or empty, or a run stopped before its first
+checkpoint), and ``resume`` takes the lock, removes what an interrupted writer left, and continues from
+the newest checkpoint after verifying it against its manifest; a run with no checkpoint yet starts
+again from scratch, exactly as it first would have.
 
 Both run inside ``torch.random.fork_rng``: training is seeded by its own ``seed`` and leaves the
 caller's random streams as they were.
@@ -20,6 +29,7 @@ caller's random streams as they were.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -27,19 +37,20 @@ from typing import Any
 
 import numpy as np
 
+from .. import memory, rundir
 from ..config import build_config, config_to_dict
 from ..data import DataBundle, as_bundle
 from ..data.bundle import place
 from ..data.scaling import make_scaler
 from ..data.sources import IN_MEMORY, fingerprint
 from ..data.splits import make_splits
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError, TrainingInterrupted
 from ..options import DataOptions, TrainConfig
 from ..registry import get_model_class, make_config, preset_for
 from ..run import Run, make_info
 from ..seeding import seeded
 from . import checkpoint as ckpt
-from .callbacks import Checkpoint, TensorBoard
+from .callbacks import Checkpoint, StopOnSignal, TensorBoard
 from .trainer import Trainer
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -76,10 +87,14 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
     ``hourglass list --fields MODEL``). A preset supplies defaults for the training options and the
     model's config.
 
-    With ``out``, the run directory is written as training goes (a checkpoint every epoch) and
-    ``hourglass.resume(out)`` can continue it. ``anomaly_class`` leaves that class out of the training
-    data and adds ``anomaly_auc`` to the metrics; ``keep_labels`` trains semi-supervised with that many
-    training labels (for ``cvae`` with ``semi_supervised=True`` or ``aae`` with ``use_labels=True``).
+    With ``out``, the run directory is written as training goes (a checkpoint every ``checkpoint_interval``
+    seconds, and after the last epoch) and
+    ``hourglass.resume(out)`` can continue it. ``out`` must be a new or empty folder (or a run stopped
+    before its first checkpoint, which starts again); it is locked while training runs, and SIGTERM or
+    Ctrl-C stop training after the current step with a checkpoint (raising ``TrainingInterrupted``).
+    ``anomaly_class`` leaves that class out of the training data and adds ``anomaly_auc`` to the metrics;
+    ``keep_labels`` trains semi-supervised with that many training labels (for ``cvae`` with
+    ``semi_supervised=True`` or ``aae`` with ``use_labels=True``).
     ``tensorboard`` logs losses and image grids to ``out/tensorboard`` (needs the tensorboard package).
     ``evaluate=False`` skips the metric pipeline: ``run.metrics`` then holds only the fit's time and epochs.
     """
@@ -90,35 +105,35 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
     dopts = build_config(DataOptions, data_opts, from_string=config_from_strings)
     if tensorboard:
         _check_tensorboard(out)
-    if out is not None and (Path(out) / "config.json").exists():
-        raise ConfigError(f"{out} already holds a run; choose another --out or continue it with --resume {out}")
-
-    bundle = as_bundle(data, data_dir=dopts.data_dir, test_fraction=dopts.test_fraction,
-                       label_column=dopts.label_column, seed=tcfg.seed, options=dopts,
-                       lazy=dopts.in_memory != "always")
-    bundle, streamed, budget = place(bundle, dopts.in_memory, dopts.memory_budget)
-    if cls.conditional and bundle.y_train is None:
-        raise DataError(f"model {model!r} is conditional and needs labels; the data ({bundle.source}) have none")
-    cfg_values = dict(model_opts)
-    cfg_values["input_shape"] = tuple(bundle.input_shape)
-    if "num_classes" in {f.name for f in dataclasses.fields(cls.config_cls)} and bundle.y_train is not None:
-        labels = [y for y in (bundle.y_train, bundle.y_test) if y is not None and len(y)]
-        cfg_values.setdefault("num_classes", int(max(y.max() for y in labels)) + 1)
-    cfg = make_config(model, preset, from_string=config_from_strings, **cfg_values)
-    scaler = make_scaler(dopts.scaling, bundle, cfg.recon_loss)
-    splits = make_splits(bundle, scaler, val_fraction=tcfg.val_fraction, seed=tcfg.seed, fit=True,
-                         exclude=dopts.anomaly_class, keep_labels=dopts.keep_labels)
-    with seeded(tcfg.seed):
-        net = cls(cfg)
-        if dopts.keep_labels is not None and not net.accepts_unknown_labels:
-            raise ConfigError(f"keep_labels={dopts.keep_labels}: model {model!r} as configured cannot learn from "
-                              "partial labels; use cvae with semi_supervised=true, or aae with use_labels=true")
-        info = make_info(model, preset, cfg, tcfg, dopts, bundle, splits, scaler, streamed=streamed, budget=budget)
-        run = Run(net, scaler, info, splits=splits)
-        if out is not None:
-            ckpt.write_json(Path(out) / "config.json", run.info)
-            run.path = Path(out)
-        return _fit(run, Trainer(net, tcfg), figures, tensorboard, evaluate)
+    claim = rundir.claim_new(Path(out), rundir.command_line()) if out is not None else contextlib.nullcontext()
+    with claim:
+        bundle = as_bundle(data, data_dir=dopts.data_dir, test_fraction=dopts.test_fraction,
+                           label_column=dopts.label_column, seed=tcfg.seed, options=dopts,
+                           lazy=dopts.in_memory != "always")
+        bundle, streamed, budget = place(bundle, dopts.in_memory, dopts.memory_budget)
+        if cls.conditional and bundle.y_train is None:
+            raise DataError(f"model {model!r} is conditional and needs labels; the data ({bundle.source}) have none")
+        cfg_values = dict(model_opts)
+        cfg_values["input_shape"] = tuple(bundle.input_shape)
+        if "num_classes" in {f.name for f in dataclasses.fields(cls.config_cls)} and bundle.y_train is not None:
+            labels = [y for y in (bundle.y_train, bundle.y_test) if y is not None and len(y)]
+            cfg_values.setdefault("num_classes", int(max(y.max() for y in labels)) + 1)
+        cfg = make_config(model, preset, from_string=config_from_strings, **cfg_values)
+        scaler = make_scaler(dopts.scaling, bundle, cfg.recon_loss)
+        splits = make_splits(bundle, scaler, val_fraction=tcfg.val_fraction, seed=tcfg.seed, fit=True,
+                             exclude=dopts.anomaly_class, keep_labels=dopts.keep_labels)
+        memory.check_model(cls, cfg, where="", batch=min(tcfg.batch_size, len(splits.x_train)), training=True)
+        with seeded(tcfg.seed):
+            net = cls(cfg)
+            if dopts.keep_labels is not None and not net.accepts_unknown_labels:
+                raise ConfigError(f"keep_labels={dopts.keep_labels}: model {model!r} as configured cannot learn from "
+                                  "partial labels; use cvae with semi_supervised=true, or aae with use_labels=true")
+            info = make_info(model, preset, cfg, tcfg, dopts, bundle, splits, scaler, streamed=streamed, budget=budget)
+            run = Run(net, scaler, info, splits=splits)
+            if out is not None:
+                ckpt.write_json(Path(out) / "config.json", run.info)
+                run.path = Path(out)
+            return _fit(run, Trainer(net, tcfg), figures, tensorboard, evaluate)
 
 
 def train_arrays(model: str, x: np.ndarray, y: np.ndarray | None = None, *, source: str = "arrays",
@@ -141,25 +156,51 @@ def train_arrays(model: str, x: np.ndarray, y: np.ndarray | None = None, *, sour
 
 
 def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True, figures: bool = True,
-           tensorboard: bool = False, threads: int | None = None) -> Run:
-    """Continue the run in ``path`` from its last completed epoch (to ``epochs`` in all, if given)."""
+           tensorboard: bool = False, threads: int | None = None, checkpoint_interval: float | None = None) -> Run:
+    """Continue the run in ``path`` from its newest checkpoint (to ``epochs`` in all, if given; ``threads``
+    and ``checkpoint_interval`` may change too).
+
+    The checkpoint is verified against its manifest and ``config.json`` first: a mismatch is a
+    ``CheckpointError`` naming the files, never a silently different model. A run stopped before its
+    first checkpoint starts again from scratch and ends as it would have. The directory is locked while
+    the run goes on."""
     path = Path(path)
     if tensorboard:
         _check_tensorboard(path)
-    run = Run.load(path)
-    if not (path / "trainer_state.json").is_file():
-        raise CheckpointError(f"{path} has no trainer state to resume from (trainer_state.json)")
-    values = dict(run.info["train"], progress=progress)
-    if epochs is not None:
-        values["epochs"] = epochs
-    if threads is not None:
-        values["threads"] = threads
-    tcfg = build_config(TrainConfig, values)
-    with seeded(tcfg.seed):  # the trainer state brings back the random state it was saved with
-        trainer = Trainer(run.model, tcfg)
-        trainer.load_state_dict(ckpt.load_state(path))
-        run.info["train"] = config_to_dict(tcfg)
-        return _fit(run, trainer, figures, tensorboard, evaluate=True)
+    info = Run.read_info(path)
+    with rundir.locked(path, rundir.command_line()):
+        rundir.check_links(path)
+        rundir.clean_stray(path)
+        info = Run.read_info(path)  # again, now that no other process can change it
+        values = dict(info["train"], progress=progress)
+        if epochs is not None:
+            values["epochs"] = epochs
+        if threads is not None:
+            values["threads"] = threads
+        if checkpoint_interval is not None:
+            values["checkpoint_interval"] = checkpoint_interval
+        tcfg = build_config(TrainConfig, values)
+        found = ckpt.open_checkpoint(path, info)
+        if found is None:
+            if (path / "model.safetensors").exists() or (path / "metrics.json").exists():
+                raise CheckpointError(f"{path} has no checkpoint to resume from (it was saved, not trained "
+                                      "there); train a new run")
+            run = Run.from_info(info, path, None, seed=tcfg.seed)  # initialised exactly as train() does
+            state = None
+        else:
+            folder, manifest = found
+            run = Run.from_info(info, path, folder / "model.safetensors")
+            state = ckpt.load_state(folder)
+            ckpt.check_state_epoch(state, manifest, folder)
+        memory.check_model(type(run.model), run.model.config, where=f"{path / 'config.json'}: ",
+                           batch=min(tcfg.batch_size, max(1, int(info["data"].get("n_train") or 1))), training=True)
+        with seeded(tcfg.seed):  # the trainer state brings back the random state it was saved with
+            trainer = Trainer(run.model, tcfg)
+            if state is not None:
+                trainer.load_state_dict(state)
+            run.info["train"] = config_to_dict(tcfg)
+            ckpt.write_json(path / "config.json", run.info)
+            return _fit(run, trainer, figures, tensorboard, evaluate=True)
 
 
 def _check_tensorboard(out: str | Path | None) -> None:
@@ -175,8 +216,11 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
     """Train, evaluate (if asked) and (with a run directory) save, draw and report."""
     splits, out = run.splits(), run.path
     logger = None
+    stop = StopOnSignal()
     if out is not None:
-        trainer.callbacks.append(Checkpoint(out))
+        trainer.callbacks.append(Checkpoint(out, {"model": run.info["model"], "config": run.info["config"]},
+                                            trainer.config.checkpoint_interval))
+        trainer.callbacks.append(stop)
     if tensorboard and out is not None:
         from ..report.tensorboard import TensorBoardLogger
 
@@ -188,7 +232,12 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
         workers = run.data_options.workers
         budget = run.info["data"].get("memory_budget_bytes")
         cap = budget // 16 if budget and splits.streamed else None  # a validation batch: 1/16 of the budget
-        run.history = trainer.fit(splits.train_batches(workers, cap), None, splits.val_batches(workers, cap))
+        try:
+            run.history = trainer.fit(splits.train_batches(workers, cap), None, splits.val_batches(workers, cap))
+        except TrainingInterrupted as e:
+            raise TrainingInterrupted(f"{e}; a checkpoint of it is in {out}: continue with `hourglass train --resume "
+                                      f"{out}` (Python: hourglass.resume({str(out)!r}))", e.signum or stop.received
+                                      ) from None
         fit_seconds = time.perf_counter() - t0
         run.metrics = {
             "fit_seconds": round(already + fit_seconds, 3),

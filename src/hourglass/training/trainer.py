@@ -13,6 +13,13 @@ every ``log_every`` steps, where they also feed the callbacks and the non-finite
 
 What happens around the loop (checkpoints, TensorBoard, the progress bar) are :class:`Callback`
 objects the trainer calls at fixed points; the trainer itself writes nothing.
+
+Setting ``stop_requested`` (a signal handler does, see :class:`~hourglass.training.callbacks.StopOnSignal`)
+stops training after the current step: the trainer records how far the epoch got, calls the callbacks'
+``on_stop`` (the checkpoint callback writes a checkpoint) and raises
+:class:`~hourglass.errors.TrainingInterrupted`. Its state then holds the step, the epoch's running loss
+sums and the shuffling generator's state at the start of the epoch, so a resumed run draws the same order,
+skips the steps already done and ends bit-identical to a run that was never stopped.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any, Sequence
 import torch
 
 from ..data.batches import Batches, as_batches
-from ..errors import CheckpointError, ConfigError, DataError, TrainingError
+from ..errors import CheckpointError, ConfigError, DataError, TrainingError, TrainingInterrupted
 from ..options import TrainConfig
 from ..threads import ThreadGovernor
 from .callbacks import Callback, ProgressBar
@@ -59,6 +66,7 @@ class TrainerState:
     """What a resumed run needs besides the weights."""
 
     epoch: int = 0  # epochs completed
+    step: int = 0  # steps completed in the epoch after those, when a stop request cut it short
     history: list[dict[str, Any]] = field(default_factory=list)
     best_val: float = math.inf
     bad_epochs: int = 0
@@ -81,36 +89,51 @@ class Trainer:
         if config.progress:
             self.callbacks.append(ProgressBar())
         self._best_weights: dict[str, torch.Tensor] | None = None
+        self.stop_requested: str | None = None  # set from outside (why): stop after the current step
+        self._epoch_start_shuffle = self.shuffle.get_state()  # to draw an interrupted epoch's order again
+        self._partial: dict[str, Any] = {"sums": {}, "seconds": 0.0}  # the epoch so far, when cut short
 
     # -- resume ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
             "trainer": {
                 "epoch": self.state.epoch,
+                "step": self.state.step,
+                "partial": self._partial if self.state.step else None,
                 "history": self.state.history,
                 "best_val": self.state.best_val,
                 "bad_epochs": self.state.bad_epochs,
                 "stopped_early": self.state.stopped_early,
             },
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state()},
+            "rng": {"torch": torch.get_rng_state(),
+                    "shuffle": self._epoch_start_shuffle if self.state.step else self.shuffle.get_state()},
+            "best_weights": self._best_weights,
         }
 
     def load_state_dict(self, sd: dict[str, Any]) -> None:
         try:
             t = sd["trainer"]
-            self.state = TrainerState(int(t["epoch"]), list(t["history"]), float(t["best_val"]),
+            self.state = TrainerState(int(t["epoch"]), int(t["step"]), list(t["history"]), float(t["best_val"]),
                                       int(t["bad_epochs"]), bool(t["stopped_early"]))
+            if self.state.epoch < 0 or self.state.step < 0:
+                raise ValueError(f"epoch {self.state.epoch}, step {self.state.step}")
+            if self.state.step:
+                sums = {str(k): v.to(self.device) for k, v in t["partial"]["sums"].items()}
+                self._partial = {"sums": sums, "seconds": float(t["partial"]["seconds"])}
+            best = sd["best_weights"]
+            self._best_weights = {str(k): v.to(self.device) for k, v in best.items()} if best is not None else None
             for name, opt in self.optimizers.items():
                 if name not in sd["optimizers"]:
                     raise CheckpointError(f"the trainer state has no state for optimizer {name!r}")
                 opt.load_state_dict(sd["optimizers"][name])
             torch.set_rng_state(sd["rng"]["torch"])
             self.shuffle.set_state(sd["rng"]["shuffle"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
             if isinstance(e, CheckpointError):
                 raise
-            raise CheckpointError(f"the trainer state is damaged or belongs to another model: {e!r}") from None
+            what = f"it has no entry {e.args[0]!r}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise CheckpointError(f"the trainer state is damaged or belongs to another model: {what}") from None
 
     # -- the loop ---------------------------------------------------------------------------------
     def fit(self, x, y: torch.Tensor | None = None, x_val=None,
@@ -125,7 +148,7 @@ class Trainer:
         if len(train) == 0:
             raise DataError("no training examples")
         model.on_fit_start(cfg.epochs)
-        if self.state.epoch == 0:
+        if self.state.epoch == 0 and self.state.step == 0:
             torch.manual_seed(cfg.seed)
         steps = train.num_batches(cfg.batch_size)
         governor = ThreadGovernor(cfg.threads)
@@ -137,6 +160,9 @@ class Trainer:
                 record = self._epoch(train, val, steps, governor)
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, record)
+                if self.stop_requested and self.state.epoch < cfg.epochs and not self.state.stopped_early:
+                    raise TrainingInterrupted(f"training stopped ({self.stop_requested}) after epoch "
+                                              f"{self.state.epoch} of {cfg.epochs}")
         finally:
             governor.stop()
             for cb in self.callbacks:
@@ -148,17 +174,23 @@ class Trainer:
 
     def _epoch(self, train: Batches, val: Batches | None, steps: int, governor: ThreadGovernor) -> dict[str, Any]:
         cfg, model = self.config, self.model
-        epoch = self.state.epoch
-        t0 = time.perf_counter()
+        epoch, start = self.state.epoch, self.state.step
+        if start >= steps:
+            raise CheckpointError(f"the trainer state stopped at step {start} of epoch {epoch + 1}, which has {steps} "
+                                  "steps here: the data or the batch size differ from the run's")
+        t0 = time.perf_counter() - self._partial["seconds"]
+        self._epoch_start_shuffle = self.shuffle.get_state()
         model.train()
         phases = model.active_phases(epoch) or list(self.optimizers)
         unknown = [p for p in phases if p not in self.optimizers]
         if unknown:
             raise ValueError(f"active_phases() named unknown optimizers {unknown}")
         prefix = "" if len(self.optimizers) == 1 else "{}/"
-        sums: dict[str, torch.Tensor] = {}
+        sums: dict[str, torch.Tensor] = dict(self._partial["sums"])
         window: list[tuple[int, str, torch.Tensor]] = []
         for step, batch in enumerate(train.shuffled(cfg.batch_size, self.shuffle)):
+            if step < start:  # done before a stop request: the same order is drawn again, these are skipped
+                continue
             model.progress = epoch + step / steps
             for phase in phases:
                 out = self._step(phase, batch)
@@ -174,6 +206,8 @@ class Trainer:
                     means = {k: v.item() / (step + 1) for k, v in sums.items()}
                     for cb in self.callbacks:
                         cb.on_log(self, epoch, step, steps, means)
+            if self.stop_requested and step < steps - 1:
+                self._stop(window, epoch, step + 1, steps, sums, time.perf_counter() - t0)
         model.progress = float(epoch + 1)
         record: dict[str, Any] = {"epoch": epoch + 1}
         record.update({f"train_{k}": v.item() / steps for k, v in sums.items()})
@@ -184,7 +218,19 @@ class Trainer:
         self._early_stopping(record)
         self.state.history.append(record)
         self.state.epoch += 1
+        self.state.step, self._partial = 0, {"sums": {}, "seconds": 0.0}
         return record
+
+    def _stop(self, window, epoch: int, done: int, steps: int, sums: dict[str, torch.Tensor], seconds: float) -> None:
+        """A stop request after step ``done`` of ``steps``: record where the epoch got, let the callbacks
+        save it, and stop."""
+        if window:
+            self._check_finite(window, epoch)
+        self.state.step, self._partial = done, {"sums": sums, "seconds": seconds}
+        for cb in self.callbacks:
+            cb.on_stop(self)
+        raise TrainingInterrupted(f"training stopped ({self.stop_requested}) at epoch {epoch + 1}, "
+                                  f"step {done} of {steps}")
 
     def _step(self, phase: str, batch) -> dict[str, torch.Tensor]:
         opt = self.optimizers[phase]
