@@ -185,6 +185,12 @@ class GAN(Generator):
                 "d_fake": torch.sigmoid(fake).mean()}
 
     @torch.no_grad()
+    def adversarial_balance(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-example D(x) on real data and D(G(z)) on as many samples, as probabilities (the collapse
+        diagnostics read the balance of the game from them)."""
+        return {"d_real": torch.sigmoid(self.critic(x)), "d_fake": torch.sigmoid(self.critic(self.sample(len(x))))}
+
+    @torch.no_grad()
     def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-example D(x) on real data (no reconstruction metrics: a GAN has no encoder)."""
         return {"d_real": torch.sigmoid(self.critic(x))}
