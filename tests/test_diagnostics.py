@@ -38,14 +38,15 @@ def healthy_and_collapsed():
 
 
 def test_a_collapsed_vae_is_flagged_with_its_cures(healthy_and_collapsed):
+    """beta = 60: every dimension stays at the 0.2 free nats it is given (free bits keep its posterior
+    mean moving a little, so Burda's count alone would call the units active)."""
     _, run = healthy_and_collapsed
     test = run.metrics["test"]
-    assert test["active_units"] == 0
-    assert test["kl"] < 0.5
+    assert test["kl"] < 0.5 and test["kl_max_dim"] < 0.3
     codes = [w["code"] for w in run.metrics["warnings"]]
     assert codes == ["posterior_collapse"]
     message = run.metrics["warnings"][0]["message"]
-    assert "0 of 2 code units" in message
+    assert "of 2 code units" in message and "free nats" in message
     for cure in ("KL warm-up", "free bits", "smaller beta", "lower learning rate"):
         assert cure in message
     assert len(run.metrics["diagnostics"]["kl_per_dim"]) == 2

@@ -41,6 +41,7 @@ from ..seeding import seeded
 
 ACTIVE_VARIANCE = 0.01  # Burda et al.'s threshold on Var_x E_q[z_u]
 COLLAPSED_KL = 0.5  # nats per example: a code this cheap tells the decoder (almost) nothing
+FREE_BITS_MARGIN = 1.5  # a dimension above this many times the free bits carries information of its own
 SPREAD_COLLAPSED = 0.35  # samples closer together than this share of the data's spread: mode collapse
 WITHIN_CLASS_COLLAPSED = 0.35  # the same, within a class, for conditional models
 BALANCE_MIN = 0.5  # sample_class_balance below this: most samples fall in a few classes
@@ -134,12 +135,17 @@ def warnings_for(model, test: dict[str, Any]) -> list[dict[str, str]]:
     if "active_units" in test:
         kl = test.get("kl")
         au = test["active_units"]
-        if au == 0 or (kl is not None and kl < COLLAPSED_KL):
+        free = float(getattr(model.config, "free_bits", 0.0) or 0.0)
+        # With free bits every dimension may keep lambda nats of noise that tells the decoder nothing:
+        # a code none of whose dimensions rises clearly above that floor has collapsed all the same.
+        floor = test.get("kl_max_dim") is not None and free > 0 and test["kl_max_dim"] < FREE_BITS_MARGIN * free
+        if au == 0 or (kl is not None and kl < COLLAPSED_KL) or floor:
+            held = (f"; no dimension keeps more than {FREE_BITS_MARGIN} x the {free:g} free nats it is given"
+                    if floor else "")
+            carries = f" and the code carries {kl:.3g} nats per example" if kl is not None else ""
             out.append(warning("posterior_collapse", (
-                f"posterior collapse: {au} of {d} code units are active and the code carries "
-                f"{kl:.3g} nats per example, so the decoder ignores it (reconstructions and samples "
-                f"look alike). Usual cures: {VAE_CURES}." if kl is not None else
-                f"posterior collapse: none of the {d} code units is active. Usual cures: {VAE_CURES}.")))
+                f"posterior collapse: {au} of {d} code units are active{carries}{held}, so the decoder "
+                f"ignores it (reconstructions and samples look alike). Usual cures: {VAE_CURES}.")))
     if out:  # a collapsed posterior explains samples that look alike: one warning, not three
         return out
     spread = test.get("sample_spread")

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from ..config import option
 from ..errors import ConfigError, DataError
-from ..registry import register_model
+from ..registry import register_model, register_preset
 from .base import Batch
 from .blocks import Encoder, init_weights
 from .vae import VAE, VAEConfig
@@ -275,3 +275,27 @@ class CVAE(VAE):
         if self.config.semi_supervised and y is not None and bool((y >= 0).all()):
             out["classifier_accuracy"] = (self.classify(x) == y).float()  # q(y|x)'s test accuracy
         return out
+
+
+register_preset(
+    "cvae-mnist",
+    "cvae",
+    "class-conditional VAE for 28x28 digits (MLP 784-512-256-(4)): samples of the class asked for",
+    train={"epochs": 30, "batch_size": 100},
+    num_classes=10,  # MNIST's; training sets it from the data's labels
+    hidden=(512, 256),
+    latent_dim=4,  # a small code leaves the class to the label, so each row of samples is its class
+    kl_warmup_epochs=2.0,
+)
+
+register_preset(
+    "m2-mnist",
+    "cvae",
+    "semi-supervised M2 for 28x28 digits (with --keep-labels): conv classifier q(y|x), labelled replay",
+    train={"epochs": 30, "batch_size": 100},
+    semi_supervised=True,
+    num_classes=10,  # MNIST's; training sets it from the data's labels
+    hidden=(512, 256),
+    latent_dim=8,
+    kl_warmup_epochs=2.0,
+)

@@ -41,7 +41,7 @@ figure img{max-width:100%;border:1px solid #eee;image-rendering:pixelated}
 figcaption{font-size:.85em;color:#555;max-width:520px}
 pre{background:#f7f7f7;padding:.6em;overflow:auto;font-size:.85em}
 .runs{display:flex;flex-wrap:wrap;gap:1em}.run{flex:1 1 480px}
-td.what{text-align:left;color:#555;font-size:.9em}td.dir{text-align:center;color:#555;font-size:.9em}
+td.what{text-align:left;color:#555;font-size:.9em}th.what{text-align:left}td.dir{text-align:center;color:#555;font-size:.9em}
 .warnings{background:#fff4e5;border:2px solid #e69500;border-radius:6px;padding:.6em 1em;margin:1em 0}
 .warnings h2{margin-top:.2em;border:none;color:#8a5300}.warnings li{margin:.3em 0}
 .ok{background:#eef8ee;border:1px solid #9c9;border-radius:6px;padding:.4em 1em;margin:1em 0;color:#363}
@@ -179,8 +179,8 @@ def _metrics_table(names: Sequence[str], columns: Sequence[dict[str, Any]], head
         cells = "".join(f"<td>{_fmt(c[k]) if k in c else '&ndash;'}</td>" for c in columns)
         rows.append(f'<tr><td>{html.escape(k)}</td>{cells}<td class="dir">{html.escape(better)}</td>'
                     f'<td class="what">{html.escape(what)}</td></tr>')
-    return (f'<table id="metrics"><thead><tr><th>metric</th>{head}<th>better</th><th>what it measures</th></tr>'
-            f"</thead><tbody>{''.join(rows)}</tbody></table>")
+    return (f'<table id="metrics"><thead><tr><th>metric</th>{head}<th>better</th>'
+            f'<th class="what">what it measures</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _overlay_losses(pages: Sequence[RunPage]) -> str:
