@@ -38,15 +38,17 @@ def healthy_and_collapsed():
 
 
 def test_a_collapsed_vae_is_flagged_with_its_cures(healthy_and_collapsed):
-    """beta = 60: every dimension stays at the 0.2 free nats it is given (free bits keep its posterior
-    mean moving a little, so Burda's count alone would call the units active)."""
+    """beta = 60: every dimension stays below the 0.2 free nats it is given, and the reconstructions
+    are all nearly the same (free bits keep the posterior means moving a little, so Burda's count alone
+    may call the units active)."""
     _, run = healthy_and_collapsed
     test = run.metrics["test"]
     assert test["kl"] < 0.5 and test["kl_max_dim"] < 0.3
+    assert test["recon_spread"] < 0.35
     codes = [w["code"] for w in run.metrics["warnings"]]
     assert codes == ["posterior_collapse"]
     message = run.metrics["warnings"][0]["message"]
-    assert "of 2 code units" in message and "free nats" in message
+    assert "of 2 code units" in message and "reconstructions are" in message
     for cure in ("KL warm-up", "free bits", "smaller beta", "lower learning rate"):
         assert cure in message
     assert len(run.metrics["diagnostics"]["kl_per_dim"]) == 2
@@ -57,7 +59,7 @@ def test_a_healthy_vae_is_not_flagged(healthy_and_collapsed):
     test = run.metrics["test"]
     assert test["active_units"] == 2
     assert test["kl"] > 1.0
-    assert 0.5 < test["sample_spread"] < 1.5
+    assert 0.5 < test["sample_spread"] < 1.5 and 0.5 < test["recon_spread"] < 1.5
     assert run.metrics["warnings"] == []
 
 
@@ -73,6 +75,7 @@ def test_diagnose_measures_units_and_spread_of_a_model_by_hand():
     assert scalars["active_units"] == 0
     assert details["kl_per_dim"] == [0.0, 0.0, 0.0]
     assert "sample_spread" in scalars
+    assert scalars["recon_spread"] < 0.35  # the decoder sees the same code for every x
     assert [w["code"] for w in warnings_for(model, {**scalars, "kl": 0.0})] == ["posterior_collapse"]
 
 

@@ -12,6 +12,9 @@ Measured (keys of ``metrics.json``'s ``test`` dict, and ``diagnostics`` for the 
   Autoencoders", Sec. 5.2); an inactive unit has q(z_u|x) = p(z_u) for every x and carries nothing.
   ``kl_per_dim``: the mean over the data of KL(q(z_u|x) || N(0, 1)) for each u, in nats (their sum is
   the ``kl`` of the bound), and ``kl_max_dim`` its largest entry.
+* ``recon_spread`` (models with an encoder): the mean Euclidean distance between two reconstructions
+  divided by that between the two test examples they reconstruct; near 0 when every reconstruction is
+  the same blur, whatever went in.
 * ``sample_spread`` (generative models): the mean Euclidean distance between two samples divided by
   that between two real test examples (scaled units). About 1 when samples vary as the data do; near 0
   when every sample is nearly the same image (mode collapse, or a decoder that ignores z).
@@ -41,7 +44,6 @@ from ..seeding import seeded
 
 ACTIVE_VARIANCE = 0.01  # Burda et al.'s threshold on Var_x E_q[z_u]
 COLLAPSED_KL = 0.5  # nats per example: a code this cheap tells the decoder (almost) nothing
-FREE_BITS_MARGIN = 1.5  # a dimension above this many times the free bits carries information of its own
 SPREAD_COLLAPSED = 0.35  # samples closer together than this share of the data's spread: mode collapse
 WITHIN_CLASS_COLLAPSED = 0.35  # the same, within a class, for conditional models
 BALANCE_MIN = 0.5  # sample_class_balance below this: most samples fall in a few classes
@@ -91,6 +93,16 @@ def diagnose(model, x_test: torch.Tensor, y_test: torch.Tensor | None = None, *,
             scalars["kl_max_dim"] = float(per_dim.max())
             details["kl_per_dim"] = [round(float(v), 4) for v in per_dim]
             details["posterior_mean_variance"] = [round(float(v), 4) for v in variance]
+        if isinstance(model, Autoencoder):
+            n = min(N_SAMPLES, len(x))
+            real = x[:n]
+            yr = y[:n].to(dev) if (y is not None and model.conditional) else None
+            if model.conditional and yr is not None and bool((yr < 0).any()):
+                yr = None if not getattr(model, "accepts_unknown_labels", False) else yr
+            real_spread = mean_pairwise_distance(real)
+            if real_spread > 0 and (yr is not None or not model.conditional):
+                recon = model.reconstruct(real.to(dev), yr).cpu()
+                scalars["recon_spread"] = mean_pairwise_distance(recon) / real_spread
         if model.generative:
             n = min(N_SAMPLES, max(len(x), 2))
             real = x[:n]
@@ -135,17 +147,17 @@ def warnings_for(model, test: dict[str, Any]) -> list[dict[str, str]]:
     if "active_units" in test:
         kl = test.get("kl")
         au = test["active_units"]
-        free = float(getattr(model.config, "free_bits", 0.0) or 0.0)
-        # With free bits every dimension may keep lambda nats of noise that tells the decoder nothing:
-        # a code none of whose dimensions rises clearly above that floor has collapsed all the same.
-        floor = test.get("kl_max_dim") is not None and free > 0 and test["kl_max_dim"] < FREE_BITS_MARGIN * free
-        if au == 0 or (kl is not None and kl < COLLAPSED_KL) or floor:
-            held = (f"; no dimension keeps more than {FREE_BITS_MARGIN} x the {free:g} free nats it is given"
-                    if floor else "")
+        # With free bits every dimension may keep lambda nats whether it helps or not, so the unit count
+        # and the KL can look alive while the decoder ignores the code: the reconstructions then all
+        # look alike, which is what a collapsed posterior means to a user.
+        spread = test.get("recon_spread")
+        alike = spread is not None and spread < SPREAD_COLLAPSED
+        if au == 0 or (kl is not None and kl < COLLAPSED_KL) or alike:
             carries = f" and the code carries {kl:.3g} nats per example" if kl is not None else ""
+            look = f" (reconstructions are {spread:.2f} times as far apart as the data)" if spread is not None else ""
             out.append(warning("posterior_collapse", (
-                f"posterior collapse: {au} of {d} code units are active{carries}{held}, so the decoder "
-                f"ignores it (reconstructions and samples look alike). Usual cures: {VAE_CURES}.")))
+                f"posterior collapse: {au} of {d} code units are active{carries}, so the decoder ignores it"
+                f"{look}. Usual cures: {VAE_CURES}.")))
     if out:  # a collapsed posterior explains samples that look alike: one warning, not three
         return out
     spread = test.get("sample_spread")

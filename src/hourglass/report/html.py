@@ -74,6 +74,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "sample_confidence": ("mean top class probability the data's classifier gives the samples", "higher"),
     "sample_class_balance": ("entropy of the samples' predicted classes / log K (1 = all equally often)",
                              "higher"),
+    "recon_spread": ("mean distance between reconstructions / between the examples (~0: all the same blur)",
+                     "near 1"),
     "sample_spread": ("mean distance between samples / between real examples (1 = as varied; ~0 = collapse)",
                       "near 1"),
     "sample_spread_within_class": ("the same within one class, z varied at fixed y (~0: z is ignored)", "near 1"),
