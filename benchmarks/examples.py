@@ -20,12 +20,13 @@ the real training digits, never on a model's output):
   vae-mnist, keras-dense, keras-conv   the presets on the MNIST sample: reconstructions recognised
 
 The targets are the ones the project set itself for the default examples: each model within 5
-minutes of 2 CPU cores on the MNIST sample, i.e. at most 600 CPU seconds (``cpu_seconds``: the process
-time of the whole ``hourglass.train`` call, which a busy machine does not inflate as it does wall time). Results go to ``--out`` (default
-``benchmarks/results/examples``): one JSON file per example (so examples can be rerun one at a time)
-and ``examples.md``, the README's table, assembled from every JSON file present; ``--readme`` writes
-that table into README.md between its ``examples:begin`` / ``examples:end`` markers, and ``--figures``
-(default ``docs/figures``) receives the figures the README shows.
+minutes of 2 CPU cores on the MNIST sample, i.e. at most 600 CPU seconds (``cpu_seconds``: the
+process time of the whole ``hourglass.train`` call, which a busy machine does not inflate as it does
+wall time). Results go to ``--out`` (default ``benchmarks/results/examples``): one JSON file per
+example (so examples can be rerun one at a time) and ``examples.md``, the README's table, assembled
+from every JSON file present; ``--readme`` writes that table into README.md between its
+``examples:begin`` / ``examples:end`` markers, and ``--figures`` (default ``docs/figures``) receives
+the figures the README shows.
 
     python benchmarks/examples.py                       # everything (about 25 minutes on 2 free cores)
     python benchmarks/examples.py --only main,cvae      # some of it
