@@ -26,6 +26,7 @@ def loss_ylabels(model) -> dict[str, str]:
     labels = {"loss": f"loss ({recon})", "recon": f"reconstruction ({recon})", "kl": "KL (nats per example)",
               "bound": "bound (nats per example)", "entropy": "H(q(y|x)) (nats)",
               "class_ce": "-log q(y|x) (nats per labelled example)", "class_acc": "accuracy (fraction)",
+              "replay_ce": "-log q(y|x), replayed labels (nats)",
               "d_real": "mean D(real) (probability)", "d_fake": "mean D(fake) (probability)",
               "disc_acc": "discriminator accuracy (fraction)", "gen": f"generator loss ({adversarial})",
               "codes_pass_as_prior": "codes taken for prior samples (fraction)"}
