@@ -16,7 +16,7 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
 import hourglass
-from helpers import small_model
+from helpers import fixed_batch, small_model
 from hourglass.config import ConfigError
 from hourglass.evaluate.interpolate import interpolate
 from hourglass.models.base import Autoencoder
@@ -320,3 +320,27 @@ def test_beta_vae_preset_and_cyclical_kl_schedule(digits):
         model = hourglass.create("vae", input_shape=(64,), latent_dim=4, hidden=(64,), beta=beta)
         kl[beta] = fit(model, x, epochs=5)[-1]["train_kl"]
     assert kl[4.0] < kl[1.0]  # a heavier KL weight buys a code closer to the prior
+
+
+def test_semi_supervised_cvae_replays_each_labelled_example_it_has_seen():
+    """With 2 labels in a batch of 32, the labelled terms come from a memory of labelled examples
+    (each kept once), so the classifier learns from them in every step, not once an epoch."""
+    cvae = small_model("cvae", semi_supervised=True, labelled_replay=8)
+    x, y = fixed_batch()
+    partial = torch.full_like(y, -1)
+    partial[:2] = y[:2]
+    out = cvae.training_step((x, partial))
+    assert "replay_ce" in out and torch.isfinite(out["loss"])
+    cvae.training_step((x, partial))  # the same two examples again: remembered once
+    assert len(cvae._replay_y) == 2 and cvae._replay_y.tolist() == y[:2].tolist()
+    off = small_model("cvae", semi_supervised=True, labelled_replay=0)
+    assert "replay_ce" not in off.training_step((x, partial))
+
+
+def test_semi_supervised_cvae_on_images_classifies_with_a_conv_net():
+    cvae = small_model("cvae", input_shape=(1, 8, 8), semi_supervised=True)
+    assert any(isinstance(m, torch.nn.Conv2d) for m in cvae.classifier.modules())
+    mlp = small_model("cvae", input_shape=(1, 8, 8), semi_supervised=True, classifier_architecture="mlp")
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in mlp.classifier.modules())
+    with pytest.raises(hourglass.ConfigError, match="classifier_architecture"):
+        small_model("cvae", semi_supervised=True, classifier_architecture="conv")

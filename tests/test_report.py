@@ -62,8 +62,10 @@ def test_report_command_rebuilds_one_and_compares_several(runs, tmp_path, capsys
     page = both.read_text()
     assert page.count('id="metrics"') == 1 and "vae (vae)" in page and "gan (gan)" in page
     header = re.search(r'<table id="metrics"><thead><tr>(.*?)</tr>', page).group(1)
-    assert header.count("<th>") == 3  # metric + one column per run
-    assert len(images(page)) == 6 + 2  # the GAN: losses and samples
+    # metric, one column per run, which way is better, what the metric measures
+    assert header == ('<th>metric</th><th>vae (vae)</th><th>gan (gan)</th><th>better</th>'
+                      '<th class="what">what it measures</th>')
+    assert len(images(page)) == 1 + 6 + 2  # both runs' losses on one set of axes; the GAN: losses and samples
     assert run_cli("report", runs / "vae", runs / "gan") == 2
     assert "give --output" in capsys.readouterr().err
     assert run_cli("report", tmp_path / "missing") == 2

@@ -324,7 +324,10 @@ def cmd_train(args) -> int:
         run = train(args.model, args.data, preset=args.preset, out=out, config_from_strings=True,
                     tensorboard=args.tensorboard, **options)
     print(f"{run.model_name}: {run.summary()}")
-    print(f"run written to {run.path}")
+    for w in run.metrics.get("warnings") or []:  # collapse found by the diagnostics, with the usual cures
+        print(f"hourglass: warning: {w['message']}", file=sys.stderr)
+    print(f"run written to {run.path}" + (" (report.html: the warnings in a box at the top)"
+                                          if run.metrics.get("warnings") else ""))
     return 0
 
 

@@ -530,20 +530,24 @@ class Run:
 
     # -- evaluation --------------------------------------------------------------------------------
     def evaluate(self, splits: Splits | None = None, *, anomaly_class: int | None = None,
-                 iwae_samples: int | None = None) -> dict[str, Any]:
-        """``{"train", "test"[, "anomaly"]}`` metrics of the model on ``splits`` (default: the run's own):
-        exactly what ``metrics.json`` holds. ``anomaly_class`` asks for the anomaly ROC-AUC of that class
-        (by default, of the class the run was trained without, if any); ``iwae_samples`` changes the
-        number of importance samples of a VAE's NLL."""
+                 iwae_samples: int | None = None, progress: bool | None = None) -> dict[str, Any]:
+        """``{"train", "test"[, "anomaly"], "warnings"}`` metrics of the model on ``splits`` (default: the
+        run's own): exactly what ``metrics.json`` holds. ``anomaly_class`` asks for the anomaly ROC-AUC of
+        that class (by default, of the class the run was trained without, if any); ``iwae_samples``
+        changes the number of importance samples of a VAE's NLL; ``progress`` shows each stage on stderr
+        (default: as the run's training option ``progress``)."""
         s = splits if splits is not None else self.splits()
         d, t = self.info["data"], self.info["train"]
         from .evaluate.metrics import evaluate_splits
+        from .training.callbacks import EvaluationProgress
 
+        show = t.get("progress", False) if progress is None else progress
         s, sizes = s.bounded(self._eval_bytes(), seed=t["seed"])
         with self._config_override(iwae_samples=iwae_samples):
             out = evaluate_splits(self.model, s, data_name=d["name"], sample_identity=self._sample_identity(),
                                   exclude_class=d.get("exclude_class"), anomaly_class=anomaly_class,
-                                  batch_size=t["eval_batch_size"], seed=t["seed"])
+                                  batch_size=t["eval_batch_size"], seed=t["seed"],
+                                  progress=EvaluationProgress() if show else None)
         if sizes:  # a streamed run is scored on seeded subsamples of its splits
             out.setdefault("subsample", {}).update({f"{k}_examples": v for k, v in sizes.items()})
         return out
@@ -593,7 +597,8 @@ class Run:
         # half-written, and a link planted where a figure goes is refused, never written through.
         with self._writing(out), tempfile.TemporaryDirectory(prefix=rundir.TMP_PREFIX, dir=out) as tmp:
             drawn = write_run_figures(Path(tmp), self.model, shown, history=self.history,
-                                      image=self.info["data"]["kind"] == "image", title=self.model_name)
+                                      image=self.info["data"]["kind"] == "image", title=self.model_name,
+                                      label_names=self.label_names)
             written = []
             for p in drawn:
                 rundir.move_into(Path(p), out / Path(p).name)
@@ -614,7 +619,7 @@ class Run:
 
         label = label or (f"{self.path.name} ({self.model_name})" if self.path else self.model_name)
         return RunPage(label, self.info, self.metrics, Path(fig_dir), dict(type(self.model).figure_captions),
-                       self.path)
+                       self.path, history=self.history)
 
     def write_report(self, output: str | Path | None = None, splits: Splits | None = None,
                      fig_dir: str | Path | None = None) -> Path:
@@ -637,15 +642,24 @@ class Run:
                 return rundir.write_text(output, page)
         return write_html(output, page)
 
+    # The run's headline numbers, in this order, where the model reports them (test split).
+    HEADLINE = ("recon_bce", "recon_mse", "neg_elbo", "nll", "active_units", "knn_acc", "classifier_accuracy",
+                "fd_classifier", "sample_confidence", "sample_class_balance", "anomaly_auc")
+
     def summary(self) -> str:
-        """One short line of the run's headline numbers."""
+        """One short line of the run's headline numbers: epochs and fit time, then the test metrics that
+        say most about this kind of model (reconstruction, bound, codes, samples)."""
         m = self.metrics
-        parts = [f"epochs {m.get('epochs')}", f"fit {m.get('fit_seconds')} s"]
+        head = f"epochs {m.get('epochs')}, fit {m.get('fit_seconds')} s"
         test = m.get("test", {})
-        for k in ("recon_bce", "recon_mse", "neg_elbo", "nll", "classifier_accuracy", "anomaly_auc"):
-            if k in test:
-                parts.append(f"test {k} {test[k]:.4g}")
-        return ", ".join(parts)
+        parts = []
+        for k in self.HEADLINE:
+            if k == "active_units" and k in test:
+                parts.append(f"{test[k]} of {self.model.latent_dim} code units active")
+            elif k in test:
+                real = test.get("fd_classifier_real") if k == "fd_classifier" else None
+                parts.append(f"{k} {test[k]:.4g}" + (f" (real data {real:.3g})" if real is not None else ""))
+        return f"{head}; test {', '.join(parts)}" if parts else head
 
 
 _DATA_RECORD: dict[str, tuple[tuple[type, ...], bool]] = {  # key -> (types, required)

@@ -49,6 +49,7 @@ class Comparison:
     rows: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
     embeddings: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    label_names: list[str] | None = None  # class names, for the figure's legend
     markdown: str = ""
     files: list[Path] = field(default_factory=list)
 
@@ -102,7 +103,7 @@ def compare(data: str = "digits", *, data_dir: str | None = None, latent_dim: in
     f_tr, f_te = xs_tr.reshape(len(xs_tr), -1), xs_te.reshape(len(xs_te), -1)
     y_te = bundle.y_test
     log = log or (lambda s: None)
-    result = Comparison(rows=[])
+    result = Comparison(rows=[], label_names=bundle.label_names)
     for m in methods:
         log(f"{m}: fitting on {len(f_tr)} examples of {f_tr.shape[1]} values ...")
         try:
@@ -259,28 +260,37 @@ def plot_embeddings(path: Path, result: Comparison) -> Path:
     """One scatter panel per method (top-2 PCs of wider embeddings), coloured by label."""
     from ..report.figures import new_figure, save_figure
 
+    fig = new_figure((1, 1))
+    embeddings_figure(fig, result)
+    return save_figure(fig, path, tight=False)
+
+
+def embeddings_figure(fig, result: Comparison) -> None:
+    """Draw the panels of :func:`plot_embeddings` on ``fig``: each method's 2-D embedding (top-2 PCs of
+    wider ones) in code units, one colour per class, and one legend naming the classes for all panels."""
+    from ..report.figures import class_scatter, top2
+
     names = [r["method"] for r in result.rows]
     n = max(1, len(names))
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig = new_figure((4 * cols, 3.8 * rows))
+    fig.set_size_inches(4 * cols + 1.4, 4 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     knn = {r["method"]: r.get("knn_acc") for r in result.rows}
+    where = {r["method"]: r.get("evaluated_on") for r in result.rows}
     for ax, name in zip(axes.flat, names):
         z, y = result.embeddings[name]
-        z = np.asarray(z, dtype=np.float64)
-        if z.shape[1] > 2:
-            zc = z - z.mean(0)
-            z = zc @ np.linalg.svd(zc, full_matrices=False)[2][:2].T
-        elif z.shape[1] == 1:
-            z = np.column_stack([z[:, 0], np.zeros(len(z))])
-        ax.scatter(z[:, 0], z[:, 1], c=y if y is not None else None, cmap="tab10", s=4, alpha=0.8)
-        where = {r["method"]: r.get("evaluated_on") for r in result.rows}[name]
-        title = name + (" (training embedding)" if where != "test" else "")
+        z, xlabel, ylabel = top2(z)
+        class_scatter(ax, z, y, result.label_names, legend=False)
+        title = name + (" (training embedding)" if where[name] != "test" else "")
         title += f"\nkNN acc {knn[name]:.3f}" if knn.get(name) is not None else ""
         ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_xlabel(xlabel.replace(" of the codes", ""), fontsize=8)
+        ax.set_ylabel(ylabel.replace(" of the codes", ""), fontsize=8)
+        ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    return save_figure(fig, path)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, title="class", loc="center right", markerscale=3, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.3 / (4 * cols + 1.4), 1))

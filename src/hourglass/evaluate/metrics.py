@@ -10,9 +10,16 @@
 * on ``test`` also the code metrics (kNN and probe accuracy with the *training* codes as reference,
   k-means NMI, trustworthiness, continuity: :mod:`~hourglass.evaluate.codes`); their cost grows with
   the square of the data, so they run on seeded subsets of a fixed size (at most ``MAX_FIT`` reference
-  codes, ``MAX_POINTS`` points for the neighbourhoods), recorded as ``subsample`` in the output, the sample metrics of
-  generative models (:mod:`~hourglass.evaluate.samples`) and, for a run trained without one class,
-  ``anomaly_auc`` (:mod:`~hourglass.evaluate.anomaly`).
+  codes, ``MAX_POINTS`` points for the neighbourhoods), recorded as ``subsample`` in the output, the
+  diagnostics of collapse (active code units, KL per dimension, the spread of samples, the
+  discriminator's balance: :mod:`~hourglass.evaluate.diagnostics`), the sample metrics of generative
+  models (:mod:`~hourglass.evaluate.samples`) and, for a run trained without one class, ``anomaly_auc``
+  (:mod:`~hourglass.evaluate.anomaly`).
+
+``warnings`` lists what the diagnostics found wrong (posterior or mode collapse, a discriminator that
+wins outright), each ``{"code", "message"}`` with the usual cures; ``diagnostics`` holds the
+per-dimension numbers. ``progress(stage, done, total)``, if given, is called before each stage
+(``stage`` names the metric being computed) and once more with ``done == total`` at the end.
 
 Everything random (the ELBO's posterior samples, the subsets) is seeded with ``seed`` in a forked RNG,
 so the same model on the same splits gives the same numbers, whoever asks.
@@ -21,7 +28,7 @@ so the same model on the same splits gives the same numbers, whoever asks.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -77,20 +84,28 @@ def evaluate(
 
 def evaluate_splits(model, splits, *, data_name: str, sample_identity: str | None = None,
                     exclude_class: int | None = None, anomaly_class: int | None = None, batch_size: int = 1024,
-                    seed: int = 0) -> dict[str, Any]:
+                    seed: int = 0, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """``{"train": ..., "test": ..., ["anomaly": ...]}`` for ``model`` on ``splits`` (see module docstring).
 
     ``data_name`` and ``sample_identity`` pick the cached classifier of the sample metrics (every run on
     the same data and scaling shares one); ``exclude_class`` is the class the run was trained without,
     whose anomaly ROC-AUC is reported (or that of ``anomaly_class``, when given)."""
     from .codes import model_code_metrics
+    from .diagnostics import diagnose, warnings_for
     from .samples import sample_metrics
 
     s = splits
-    out: dict[str, Any] = {
-        "train": evaluate(model, s.x_train, s.y_train, batch_size, max_examples=MAX_TRAIN_EVAL, seed=seed),
-        "test": evaluate(model, s.x_test, s.y_test, batch_size, seed=seed),
-    }
+    anomaly_class = exclude_class if anomaly_class is None else anomaly_class
+    nll = " and importance-weighted NLL" if hasattr(model, "iwae_nll") else ""
+    stages = [f"training-set metrics{nll}", f"test-set metrics{nll}", "code metrics", "sample metrics",
+              "collapse diagnostics"] + (["anomaly ROC-AUC"] if anomaly_class is not None else [])
+    step = _Stages(stages, progress)
+    out: dict[str, Any] = {}
+    step()
+    out["train"] = evaluate(model, s.x_train, s.y_train, batch_size, max_examples=MAX_TRAIN_EVAL, seed=seed)
+    step()
+    out["test"] = evaluate(model, s.x_test, s.y_test, batch_size, seed=seed)
+    step()
     out["test"].update(model_code_metrics(model, s.x_train, s.y_train, s.x_test, s.y_test, seed=seed))
     if "knn_acc" in out["test"] or "trustworthiness" in out["test"]:
         # what the metrics whose cost grows with the square of the data were computed on (seeded subsets)
@@ -99,16 +114,40 @@ def evaluate_splits(model, splits, *, data_name: str, sample_identity: str | Non
         n_tr, n_te = int((s.y_train >= 0).sum()), int((s.y_test >= 0).sum())
         out["subsample"] = {"neighbourhood_points": min(MAX_POINTS, n_te), "reference_codes": min(MAX_FIT, n_tr),
                             "seed": seed}
+    step()
     # A run trained without a class has no classifier for it: no sample metrics.
     if exclude_class is None:
         out["test"].update(sample_metrics(model, data_name, s.x_train, s.y_train, s.x_test, seed=seed,
                                           identity=sample_identity))
-    anomaly_class = exclude_class if anomaly_class is None else anomaly_class
+    step()
+    scalars, details = diagnose(model, s.x_test, s.y_test, seed=seed, batch_size=batch_size)
+    out["test"].update(scalars)
+    if details:
+        out["diagnostics"] = details
     if anomaly_class is not None:
         from .anomaly import anomaly_report
 
+        step()
         if not isinstance(model, Autoencoder):
             raise ConfigError(f"model {model.name!r} has no encoder: it gives no anomaly score")
         out["anomaly"] = anomaly_report(model, s.x_test, s.y_test, anomaly_class, batch_size, seed)
         out["test"]["anomaly_auc"] = out["anomaly"]["auc"]
+    out["warnings"] = warnings_for(model, out["test"])
+    step.done()
     return out
+
+
+class _Stages:
+    """Calls ``progress(stage, i, total)`` as each stage starts, and ``("done", total, total)`` at the end."""
+
+    def __init__(self, stages: list[str], progress: Callable[[str, int, int], None] | None):
+        self.stages, self.progress, self.i = stages, progress, 0
+
+    def __call__(self) -> None:
+        if self.progress is not None:
+            self.progress(self.stages[self.i], self.i, len(self.stages))
+        self.i += 1
+
+    def done(self) -> None:
+        if self.progress is not None:
+            self.progress("done", len(self.stages), len(self.stages))

@@ -178,6 +178,17 @@ class AAE(Autoencoder):
         h = z if onehot is None else torch.cat([z, onehot], 1)
         return self.discriminator(h).squeeze(1)
 
+    @torch.no_grad()
+    def adversarial_balance(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-example D on prior samples ("real") and on the codes of ``x`` ("fake"), as probabilities
+        (the collapse diagnostics read the balance of the code-space game from them)."""
+        onehot = self._labels(y) if self.label_dim and y is not None else None
+        if self.label_dim and onehot is None:
+            onehot = x.new_zeros(len(x), self.label_dim)  # unknown labels: the zero one-hot
+        z_prior = self.sample_prior(len(x), y if y is not None and self.label_dim else None)
+        return {"d_real": torch.sigmoid(self.critic(z_prior, onehot)),
+                "d_fake": torch.sigmoid(self.critic(self.encode(x), onehot))}
+
     def training_step(self, batch: Batch, phase: str = "recon") -> dict[str, torch.Tensor]:
         x, y = batch
         z = self.encode(x)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ConfigError, option
-from ..registry import register_model
+from ..registry import register_model, register_preset
 from .base import Activation, BaseConfig, Batch, Generator, make_optimizer
 from .blocks import ACTIVATIONS, Decoder, Encoder
 
@@ -185,6 +185,25 @@ class GAN(Generator):
                 "d_fake": torch.sigmoid(fake).mean()}
 
     @torch.no_grad()
+    def adversarial_balance(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Per-example D(x) on real data and D(G(z)) on as many samples, as probabilities (the collapse
+        diagnostics read the balance of the game from them)."""
+        return {"d_real": torch.sigmoid(self.critic(x)), "d_fake": torch.sigmoid(self.critic(self.sample(len(x))))}
+
+    @torch.no_grad()
     def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-example D(x) on real data (no reconstruction metrics: a GAN has no encoder)."""
         return {"d_real": torch.sigmoid(self.critic(x))}
+
+
+register_preset(
+    "gan-mnist",
+    "gan",
+    "DCGAN-style pair for 28x28 digits (conv 32-64, 64-D noise, lr 2e-4, label smoothing 0.1)",
+    train={"epochs": 25, "batch_size": 64},
+    architecture="conv",
+    conv_channels=(32, 64),
+    latent_dim=64,
+    lr=2e-4,
+    label_smoothing=0.1,
+)

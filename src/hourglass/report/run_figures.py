@@ -15,9 +15,38 @@ MANIFOLD_STEPS = 15
 MANIFOLD_SPAN = 2.5  # +-2.5 standard deviations of an N(0, I) prior covers ~99% of each axis
 
 
+def loss_ylabels(model) -> dict[str, str]:
+    """y-axis labels, with units, of the quantities a model logs (``losses.png``)."""
+    c = model.config
+    if getattr(c, "reduction", "sum") == "sum":
+        recon = "nats per example" if c.recon_loss == "bce" or model.generative else "squared error per example"
+    else:
+        recon = "BCE per value (nats)" if c.recon_loss == "bce" else "squared error per value"
+    adversarial = "BCE (nats per example)"
+    labels = {"loss": f"loss ({recon})", "recon": f"reconstruction ({recon})", "kl": "KL (nats per example)",
+              "bound": "bound (nats per example)", "entropy": "H(q(y|x)) (nats)",
+              "class_ce": "-log q(y|x) (nats per labelled example)", "class_acc": "accuracy (fraction)",
+              "replay_ce": "-log q(y|x), replayed labels (nats)",
+              "d_real": "mean D(real) (probability)", "d_fake": "mean D(fake) (probability)",
+              "disc_acc": "discriminator accuracy (fraction)", "gen": f"generator loss ({adversarial})",
+              "codes_pass_as_prior": "codes taken for prior samples (fraction)"}
+    for phase in ("disc", "gen"):
+        labels[f"{phase}/loss"] = f"{'discriminator' if phase == 'disc' else 'generator'} loss ({adversarial})"
+    if not hasattr(c, "beta") and model.generative and not isinstance(model, Autoencoder):
+        labels["loss"] = f"discriminator loss ({adversarial})"  # a GAN validates its discriminator
+    for key in list(labels):
+        labels.setdefault(f"recon/{key}", labels[key])
+    return labels
+
+
+def _names(labels, label_names) -> list[str]:
+    return [str(label_names[int(k)]) if label_names is not None and 0 <= int(k) < len(label_names) else str(int(k))
+            for k in labels]
+
+
 @torch.no_grad()
 def write_run_figures(out_dir, model, splits, *, history=None, image: bool = True, title: str = "",
-                      n_show: int = 16, n_map: int = 2000) -> list[str]:
+                      n_show: int = 16, n_map: int = 2000, label_names=None) -> list[str]:
     """Write a run's figures into ``out_dir`` and return their paths.
 
     losses.png (from ``history``); for autoencoders reconstructions.png (test originals over their
@@ -25,7 +54,8 @@ def write_run_figures(out_dir, model, splits, *, history=None, image: bool = Tru
     images, interpolation.png; samples.png for generative models; manifold.png (decoded grid of 2-D
     codes) for non-conditional generative models with a 2-D latent; and the model's own figures
     (``figure_captions`` / ``figure_data``: the DAE's noisy/denoised/clean rows, the sparse AE's code
-    histogram). ``splits`` are the run's scaled :class:`~hourglass.data.splits.Splits`."""
+    histogram). ``splits`` are the run's scaled :class:`~hourglass.data.splits.Splits`; ``label_names``
+    the class names (legends and row labels show them; class indices without)."""
     out = Path(out_dir)
     title = title or model.name
     model = model.eval()
@@ -33,14 +63,18 @@ def write_run_figures(out_dir, model, splits, *, history=None, image: bool = Tru
     encoder = isinstance(model, Autoencoder)
     written = []
     if history:
-        written.append(figures.save_loss_curves(out / "losses.png", history))
+        written.append(figures.save_loss_curves(out / "losses.png", history, loss_ylabels(model)))
     with seeded(0):  # the same draws whenever the figures are redrawn
         if encoder:
             x = splits.x_test[:n_show].to(dev)
             y = splits.y_test[:n_show].to(dev) if splits.y_test is not None else None
             recon = model.reconstruct(x, y).cpu().numpy()
             if image:
-                written.append(figures.save_rows(out / "reconstructions.png", [x.cpu().numpy(), recon]))
+                cols = _names(y.cpu().numpy(), label_names) if y is not None else None
+                what = "test examples (labelled with their class)" if cols else "test examples"
+                written.append(figures.save_rows(out / "reconstructions.png", [x.cpu().numpy(), recon],
+                                                 ["test data", "reconstruction"], cols,
+                                                 f"{title}: {what} and reconstructions"))
             else:
                 written.append(figures.save_table_rows(out / "reconstructions.png", [x.cpu().numpy(), recon],
                                                        ["test data (scaled)", "reconstruction"]))
@@ -52,13 +86,18 @@ def write_run_figures(out_dir, model, splits, *, history=None, image: bool = Tru
         if model.generative:
             samples, nrow = draw_samples(model, 64)
             if image:
-                written.append(figures.save_grid(out / "samples.png", samples, nrow=nrow))
+                if model.conditional:
+                    rows = _names(range(model.num_classes), label_names)
+                    what = f"{title}: samples, one row per class asked for (z ~ N(0, I))"
+                else:
+                    rows, what = None, f"{title}: {len(samples)} samples"
+                written.append(figures.save_grid(out / "samples.png", samples, nrow=nrow, row_labels=rows, title=what))
             else:
                 written.append(figures.save_latent_map(out / "samples.png", samples.reshape(len(samples), -1)[:, :3],
                                                        None, "samples (first features)"))
             if image and model.latent_dim == 2 and not model.conditional:
-                written.append(figures.save_grid(out / "manifold.png", manifold_grid(model), nrow=MANIFOLD_STEPS,
-                                                 min_size=480))
+                written.append(figures.save_manifold(out / "manifold.png", manifold_grid(model), MANIFOLD_STEPS,
+                                                     MANIFOLD_SPAN, f"{title}: decoded grid of 2-D codes"))
         if encoder:
             xm = splits.x_test[:n_map]
             ym = splits.y_test[:n_map] if splits.y_test is not None else None
@@ -66,10 +105,17 @@ def write_run_figures(out_dir, model, splits, *, history=None, image: bool = Tru
                                .cpu() for i in range(0, len(xm), 1024)]).numpy()
             labels = ym.numpy() if ym is not None else None
             written.append(figures.save_latent_map(out / "latent.png", codes, labels,
-                                                   f"{title}: test codes ({codes.shape[1]}-D)"))
+                                                   f"{title}: test codes ({codes.shape[1]}-D)", label_names))
             if image and len(splits.x_test) >= 2:
-                strip = interpolation_rows(model, splits.x_test, splits.y_test)
-                written.append(figures.save_rows(out / "interpolation.png", strip))
+                pairs = _pair_indices(splits.y_test, len(splits.x_test), 3)
+                strip = interpolation_rows(model, splits.x_test, splits.y_test, pairs=pairs)
+                yt = splits.y_test
+                rows = ([" to ".join(_names([yt[i], yt[j]], label_names)) for i, j in pairs] if yt is not None
+                        else [f"example {i} to {j}" for i, j in pairs])
+                steps = len(strip[0])
+                cols = [f"{t / (steps - 1):.2g}" for t in range(steps)] if steps > 1 else None
+                written.append(figures.save_rows(out / "interpolation.png", strip, rows, cols,
+                                                 f"{title}: decoded codes (1 - t) z_a + t z_b, t in columns"))
     return [str(p) for p in written]
 
 
@@ -94,7 +140,7 @@ def _model_figure(path: Path, kind: str, data, image: bool, title: str, n_show: 
         titles = [t for t, _ in data]
         rows = [r[:n_show].cpu().numpy() for _, r in data]
         if image:
-            return figures.save_rows(path, rows)
+            return figures.save_rows(path, rows, titles, title=title)
         return figures.save_table_rows(path, rows, titles)
     raise TypeError(f"figure_data kind must be 'rows' or 'histogram', got {kind!r}")
 
@@ -109,11 +155,12 @@ def manifold_grid(model, steps: int = MANIFOLD_STEPS, span: float = MANIFOLD_SPA
 
 
 @torch.no_grad()
-def interpolation_rows(model, x: torch.Tensor, y: torch.Tensor | None, pairs: int = 3, steps: int = 10) -> list:
-    """Up to ``pairs`` interpolation strips between test examples (of different classes when labelled)."""
+def interpolation_rows(model, x: torch.Tensor, y: torch.Tensor | None, pairs: int | list = 3, steps: int = 10) -> list:
+    """Interpolation strips between test examples: ``pairs`` index pairs, or that many pairs (of
+    different classes when labelled)."""
     from ..evaluate.interpolate import interpolate
 
-    idx = _pair_indices(y, len(x), pairs)
+    idx = pairs if isinstance(pairs, list) else _pair_indices(y, len(x), pairs)
     rows = []
     for i, j in idx:
         ya = int(y[i]) if (y is not None and model.conditional) else None

@@ -1,14 +1,36 @@
 """What happens around the training loop, as :class:`Callback` s the trainer calls at fixed points: a
 progress bar, a checkpoint after every epoch (and when training is stopped), TensorBoard logging, and
-stopping cleanly on SIGTERM or Ctrl-C. (The trainer is passed in; this module does not import it.)"""
+stopping cleanly on SIGTERM or Ctrl-C. (The trainer is passed in; this module does not import it.)
+:class:`EvaluationProgress` shows the metric pipeline's stages after training the same way.
+
+On a terminal, progress is a tqdm bar redrawn in place. When the output is not a terminal (a log file,
+CI, a notebook's captured stream), a bar redrawn with carriage returns becomes one huge line, so both
+write plain lines instead: one per epoch, or at most about ``PLAIN_LINES`` over a long run, and one per
+evaluation stage.
+"""
 
 from __future__ import annotations
 
+import math
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+PLAIN_LINES = 20  # lines a non-terminal progress report writes over a whole run (plus the last epoch)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
+def _fmt(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in values.items() if isinstance(v, (int, float)))
 
 
 class Callback:
@@ -30,31 +52,88 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over epochs, with the running losses of the epoch as its postfix."""
+    """Progress over epochs on ``stream`` (default stderr): on a terminal a tqdm bar with the running
+    losses of the epoch as its postfix; otherwise plain lines, ``epoch 3/30 (10%): train_loss 25.1,
+    val_loss 25.3, 0.4 s``, for every epoch of a short run and about ``PLAIN_LINES`` of a long one."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None, terminal: bool | None = None) -> None:
         self.bar = None
+        self.stream = stream
+        self.terminal = terminal
+        self.every = 1
+
+    def _out(self) -> TextIO:
+        return self.stream if self.stream is not None else sys.stderr
 
     def on_fit_start(self, trainer) -> None:
-        from tqdm.auto import tqdm
+        total = trainer.config.epochs
+        if self.terminal if self.terminal is not None else _is_terminal(self._out()):
+            from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=trainer.config.epochs, initial=trainer.state.epoch, unit="epoch",
-                        dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=total, initial=trainer.state.epoch, unit="epoch", dynamic_ncols=True,
+                            leave=True, file=self._out())
+        else:
+            self.every = max(1, math.ceil(total / PLAIN_LINES))
+            print(f"training {total - trainer.state.epoch} epochs", file=self._out(), flush=True)
 
     def on_log(self, trainer, epoch: int, step: int, steps: int, means: dict[str, float]) -> None:
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in list(means.items())[:4]})
 
     def on_epoch_end(self, trainer, record: dict[str, Any]) -> None:
+        shown = {k: v for k, v in record.items() if k.endswith("loss") and isinstance(v, float)}
         if self.bar is not None:
             self.bar.update(1)
-            shown = {k: v for k, v in record.items() if k.endswith("loss") and isinstance(v, float)}
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
+            return
+        epoch, total = int(record.get("epoch", trainer.state.epoch)), trainer.config.epochs
+        if epoch % self.every == 0 or epoch >= total:
+            seconds = record.get("seconds")
+            tail = f", {seconds:.2f} s" if isinstance(seconds, (int, float)) else ""
+            print(f"epoch {epoch}/{total} ({100 * epoch / max(total, 1):.0f}%): {_fmt(shown)}{tail}",
+                  file=self._out(), flush=True)
 
     def on_fit_end(self, trainer) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class EvaluationProgress:
+    """The metric pipeline's ``progress(stage, done, total)`` hook: which metric is being computed and
+    how far evaluation has come, on ``stream`` (default stderr): a tqdm bar over the stages on a
+    terminal, one plain line per stage otherwise, then the total time."""
+
+    def __init__(self, stream: TextIO | None = None, terminal: bool | None = None) -> None:
+        self.stream = stream
+        self.terminal = terminal
+        self.bar = None
+        self.t0 = time.perf_counter()
+
+    def _out(self) -> TextIO:
+        return self.stream if self.stream is not None else sys.stderr
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        out = self._out()
+        if done == 0:
+            self.t0 = time.perf_counter()
+            if self.terminal if self.terminal is not None else _is_terminal(out):
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, unit="stage", desc="evaluating", leave=False, dynamic_ncols=True,
+                                file=out)
+        if self.bar is not None:
+            self.bar.n = done
+            self.bar.set_postfix_str(stage)
+            if done >= total:
+                self.bar.close()
+                self.bar = None
+                print(f"evaluated in {time.perf_counter() - self.t0:.1f} s", file=out, flush=True)
+            return
+        if done >= total:
+            print(f"evaluated in {time.perf_counter() - self.t0:.1f} s", file=out, flush=True)
+        else:
+            print(f"evaluating {done + 1}/{total}: {stage}", file=out, flush=True)
 
 
 class Checkpoint(Callback):
