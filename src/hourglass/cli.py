@@ -240,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except TrainingInterrupted as e:
-        print(f"hourglass: {e}", file=sys.stderr)
+        dist = sys.modules.get("hourglass.training.distributed")
+        if dist is None or dist.current().is_main:  # one line from a torchrun job: rank 0's
+            print(f"hourglass: {e}", file=sys.stderr)
         return 128 + e.signum if e.signum else 2
     except HourglassError as e:
         if args.debug:
@@ -258,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         warnings.showwarning = shown
+        dist = sys.modules.get("hourglass.training.distributed")  # loaded only when training ran
+        if dist is not None:
+            dist.teardown()
 
 
 # -- commands -------------------------------------------------------------------------------------
@@ -323,6 +328,8 @@ def cmd_train(args) -> int:
         out = args.out or str(Path("runs") / f"{args.model}-{Path(args.data).stem}")
         run = train(args.model, args.data, preset=args.preset, out=out, config_from_strings=True,
                     tensorboard=args.tensorboard, **options)
+    if run.path is None:  # a rank other than 0 of a torchrun job: rank 0 reports and writes
+        return 0
     print(f"{run.model_name}: {run.summary()}")
     for w in run.metrics.get("warnings") or []:  # collapse found by the diagnostics, with the usual cures
         print(f"hourglass: warning: {w['message']}", file=sys.stderr)

@@ -8,7 +8,8 @@ and 10 s beside one busy process with two threads, 1.9 s with one.
 ``threads=N`` (``--threads N``) fixes the count. The default (``None``) is automatic:
 
 * at most the number of usable cores (``os.sched_getaffinity``: a ``taskset`` or container limit
-  counts) and at most torch's own setting (``torch.set_num_threads`` in your program, or
+  counts), shared out among the processes ``torchrun`` started on this machine (``LOCAL_WORLD_SIZE``),
+  and at most torch's own setting (``torch.set_num_threads`` in your program, or
   ``OMP_NUM_THREADS``, is respected as a ceiling);
 * while training, the CPU time other processes take is measured from ``/proc/stat`` (total busy
   time minus this process's own, every half second or so) and torch is given only the cores they
@@ -37,6 +38,14 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def _local_processes() -> int:
+    """Training processes torchrun started on this machine (1 without torchrun)."""
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
 
 
 def _busy_seconds() -> float | None:
@@ -79,7 +88,7 @@ class ThreadGovernor:
         if self.fixed is not None:
             self.current = self.fixed
         else:
-            self.ceiling = max(1, min(usable_cores(), self.previous))
+            self.ceiling = max(1, min(usable_cores() // _local_processes(), self.previous))
             self.current = self.ceiling
             if self.ceiling > 1 and self._measure() is not None:
                 time.sleep(START_WINDOW)

@@ -26,6 +26,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .batches import contiguous_share, shard_positions
 from .rows import Rows
 from .scaling import Scaler
 
@@ -84,19 +85,28 @@ class StreamBatches:
     """The streaming batch source (see the module docstring); the trainer takes it like TensorBatches."""
 
     def __init__(self, rows: Rows, scaler: Scaler, y: torch.Tensor | None = None, workers: int = 0,
-                 device: torch.device | None = None, max_batch_bytes: int | None = None):
+                 device: torch.device | None = None, max_batch_bytes: int | None = None, rank: int = 0,
+                 world_size: int = 1):
         if y is not None and len(y) != len(rows):
             raise ValueError(f"{len(rows)} examples but {len(y)} labels")
         self.rows, self.scaler, self.y, self.workers = rows, scaler, y, workers
         self.max_batch_bytes = max_batch_bytes
         self.device = device or torch.device("cpu")
+        self.rank, self.world_size = rank, world_size
         self._blocks = rows.blocks()
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def to(self, device: torch.device) -> "StreamBatches":
-        return StreamBatches(self.rows, self.scaler, self.y, self.workers, torch.device(device), self.max_batch_bytes)
+        return StreamBatches(self.rows, self.scaler, self.y, self.workers, torch.device(device), self.max_batch_bytes,
+                             self.rank, self.world_size)
+
+    def shard(self, rank: int, world_size: int) -> "StreamBatches":
+        """This rank's part of every batch (see :meth:`hourglass.data.batches.Batches.shard`): it reads
+        only its own rows."""
+        return StreamBatches(self.rows, self.scaler, self.y, self.workers, self.device, self.max_batch_bytes,
+                             rank, world_size)
 
     def num_batches(self, batch_size: int) -> int:
         return math.ceil(len(self) / batch_size)
@@ -114,7 +124,10 @@ class StreamBatches:
 
     def shuffled(self, batch_size: int, generator: torch.Generator) -> Iterator:
         perm = self.order(generator)
-        return self._iterate([perm[s : s + batch_size] for s in range(0, len(self), batch_size)])
+        batches = [perm[s : s + batch_size] for s in range(0, len(self), batch_size)]
+        if self.world_size > 1:
+            batches = [b[shard_positions(len(b), self.rank, self.world_size)] for b in batches]
+        return self._iterate(batches)
 
     def ordered(self, batch_size: int) -> Iterator:
         """In order; batches (validation: ``eval_batch_size``) cut to ``max_batch_bytes`` of float32 when set,
@@ -122,7 +135,8 @@ class StreamBatches:
         if self.max_batch_bytes is not None:
             per = 4 * max(1, int(np.prod(self.rows.example_shape)))
             batch_size = max(1, min(batch_size, self.max_batch_bytes // per))
-        return self._iterate([np.arange(s, min(s + batch_size, len(self))) for s in range(0, len(self), batch_size)])
+        lo, hi = contiguous_share(len(self), self.rank, self.world_size)
+        return self._iterate([np.arange(s, min(s + batch_size, hi)) for s in range(lo, hi, batch_size)])
 
     def _iterate(self, index_batches: list[np.ndarray]) -> Iterator:
         loader = torch.utils.data.DataLoader(

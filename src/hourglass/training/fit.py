@@ -50,6 +50,7 @@ from ..registry import get_model_class, make_config, preset_for
 from ..run import Run, make_info
 from ..seeding import seeded
 from . import checkpoint as ckpt
+from . import distributed
 from .callbacks import Checkpoint, StopOnSignal, TensorBoard
 from .trainer import Trainer
 
@@ -105,6 +106,8 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
     dopts = build_config(DataOptions, data_opts, from_string=config_from_strings)
     if tensorboard:
         _check_tensorboard(out)
+    if not distributed.setup(tcfg.device).is_main:
+        out, tensorboard, figures = None, False, False  # only rank 0 writes (and evaluates)
     claim = rundir.claim_new(Path(out), rundir.command_line()) if out is not None else contextlib.nullcontext()
     with claim:
         bundle = as_bundle(data, data_dir=dopts.data_dir, test_fraction=dopts.test_fraction,
@@ -168,39 +171,55 @@ def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True
     if tensorboard:
         _check_tensorboard(path)
     info = Run.read_info(path)
+    changes = {"progress": progress, "epochs": epochs, "threads": threads, "checkpoint_interval": checkpoint_interval}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not distributed.setup(build_config(TrainConfig, info["train"]).device).is_main:
+        # Another rank: rank 0 holds the lock and has cleaned the directory when it reaches the barrier;
+        # this one then reads the same checkpoint, trains its part and writes nothing.
+        distributed.barrier()
+        run, tcfg, state = _reopen(path, Run.read_info(path), changes)
+        run.path = None
+        return _continue(run, tcfg, state, False, False, evaluate=False)
     with rundir.locked(path, rundir.command_line()):
         rundir.check_links(path)
         rundir.clean_stray(path)
         info = Run.read_info(path)  # again, now that no other process can change it
-        values = dict(info["train"], progress=progress)
-        if epochs is not None:
-            values["epochs"] = epochs
-        if threads is not None:
-            values["threads"] = threads
-        if checkpoint_interval is not None:
-            values["checkpoint_interval"] = checkpoint_interval
-        tcfg = build_config(TrainConfig, values)
-        found = ckpt.open_checkpoint(path, info)
-        if found is None:
-            if (path / "model.safetensors").exists() or (path / "metrics.json").exists():
-                raise CheckpointError(f"{path} has no checkpoint to resume from (it was saved, not trained "
-                                      "there); train a new run")
-            run = Run.from_info(info, path, None, seed=tcfg.seed)  # initialised exactly as train() does
-            state = None
-        else:
-            folder, manifest = found
-            run = Run.from_info(info, path, folder / "model.safetensors")
-            state = ckpt.load_state(folder)
-            ckpt.check_state_epoch(state, manifest, folder)
-        memory.check_model(type(run.model), run.model.config, where=f"{path / 'config.json'}: ",
-                           batch=min(tcfg.batch_size, max(1, int(info["data"].get("n_train") or 1))), training=True)
-        with seeded(tcfg.seed):  # the trainer state brings back the random state it was saved with
-            trainer = Trainer(run.model, tcfg)
-            if state is not None:
-                trainer.load_state_dict(state)
-            run.info["train"] = config_to_dict(tcfg)
-            ckpt.write_json(path / "config.json", run.info)
-            return _fit(run, trainer, figures, tensorboard, evaluate=True)
+        distributed.barrier()
+        run, tcfg, state = _reopen(path, info, changes)
+        return _continue(run, tcfg, state, figures, tensorboard, evaluate=True)
+
+
+def _reopen(path: Path, info: dict[str, Any], changes: dict[str, Any]
+            ) -> tuple[Run, TrainConfig, dict[str, Any] | None]:
+    """The run in ``path`` at its newest checkpoint, its training options and its trainer state."""
+    tcfg = build_config(TrainConfig, {**info["train"], **changes})
+    found = ckpt.open_checkpoint(path, info)
+    if found is None:
+        if (path / "model.safetensors").exists() or (path / "metrics.json").exists():
+            raise CheckpointError(f"{path} has no checkpoint to resume from (it was saved, not trained "
+                                  "there); train a new run")
+        run = Run.from_info(info, path, None, seed=tcfg.seed)  # initialised exactly as train() does
+        state = None
+    else:
+        folder, manifest = found
+        run = Run.from_info(info, path, folder / "model.safetensors")
+        state = ckpt.load_state(folder)
+        ckpt.check_state_epoch(state, manifest, folder)
+    memory.check_model(type(run.model), run.model.config, where=f"{path / 'config.json'}: ",
+                       batch=min(tcfg.batch_size, max(1, int(info["data"].get("n_train") or 1))), training=True)
+    run.info["train"] = config_to_dict(tcfg)
+    return run, tcfg, state
+
+
+def _continue(run: Run, tcfg: TrainConfig, state: dict[str, Any] | None, figures: bool, tensorboard: bool,
+              evaluate: bool) -> Run:
+    with seeded(tcfg.seed):  # the trainer state brings back the random state it was saved with
+        trainer = Trainer(run.model, tcfg)
+        if state is not None:
+            trainer.load_state_dict(state)
+        if run.path is not None:  # the trainer state was good: the changed options are the run's now
+            ckpt.write_json(run.path / "config.json", run.info)
+        return _fit(run, trainer, figures, tensorboard, evaluate)
 
 
 def _check_tensorboard(out: str | Path | None) -> None:
@@ -220,6 +239,7 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
     if out is not None:
         trainer.callbacks.append(Checkpoint(out, {"model": run.info["model"], "config": run.info["config"]},
                                             trainer.config.checkpoint_interval))
+    if out is not None or trainer.dist.active:  # every rank stops at the step they agree on
         trainer.callbacks.append(stop)
     if tensorboard and out is not None:
         from ..report.tensorboard import TensorBoardLogger
@@ -235,6 +255,8 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
         try:
             run.history = trainer.fit(splits.train_batches(workers, cap), None, splits.val_batches(workers, cap))
         except TrainingInterrupted as e:
+            if out is None:
+                raise
             raise TrainingInterrupted(f"{e}; a checkpoint of it is in {out}: continue with `hourglass train --resume "
                                       f"{out}` (Python: hourglass.resume({str(out)!r}))", e.signum or stop.received
                                       ) from None
@@ -244,6 +266,7 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
             "epochs": trainer.state.epoch,
             "stopped_early": trainer.state.stopped_early,
             "device": str(trainer.device),
+            **({"world_size": trainer.dist.world_size} if trainer.dist.active else {}),
             **(run.evaluate(splits) if evaluate else {}),
         }
         if logger is not None:

@@ -36,6 +36,7 @@ from ..data.batches import Batches, as_batches
 from ..errors import CheckpointError, ConfigError, DataError, TrainingError, TrainingInterrupted
 from ..options import TrainConfig
 from ..threads import ThreadGovernor
+from . import distributed
 from .callbacks import Callback, ProgressBar
 
 __all__ = ["Callback", "TrainConfig", "Trainer", "TrainerState", "TrainingError", "resolve_device"]
@@ -78,18 +79,21 @@ class Trainer:
         config.validate()
         self.model = model
         self.config = config
-        self.device = resolve_device(config.device)
+        self.dist = distributed.current()
+        self.device = resolve_device(distributed.device_for(config.device))
         self.model.to(self.device)
         self.optimizers: dict[str, torch.optim.Optimizer] = model.configure_optimizers()
         if not self.optimizers:
             raise ValueError(f"model {type(model).__name__} declared no optimizers")
+        self._ddp = distributed.wrap(model, self.device, len(self.optimizers))  # several ranks: all-reduced grads
         self.state = TrainerState()
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.callbacks: list[Callback] = list(callbacks)
-        if config.progress:
+        if config.progress and self.dist.is_main:
             self.callbacks.append(ProgressBar())
         self._best_weights: dict[str, torch.Tensor] | None = None
         self.stop_requested: str | None = None  # set from outside (why): stop after the current step
+        self._stop_agreed: str | None = None  # several ranks: the stop request all of them last agreed on
         self._epoch_start_shuffle = self.shuffle.get_state()  # to draw an interrupted epoch's order again
         self._partial: dict[str, Any] = {"sums": {}, "seconds": 0.0}  # the epoch so far, when cut short
 
@@ -147,9 +151,15 @@ class Trainer:
         val = as_batches(x_val, y_val).to(dev) if x_val is not None else None
         if len(train) == 0:
             raise DataError("no training examples")
+        if self.dist.active:  # each rank takes its part of every global batch
+            train = train.shard(self.dist.rank, self.dist.world_size)
+            if val is not None and len(val) >= self.dist.world_size:  # else each scores all of it
+                val = val.shard(self.dist.rank, self.dist.world_size)
         model.on_fit_start(cfg.epochs)
         if self.state.epoch == 0 and self.state.step == 0:
-            torch.manual_seed(cfg.seed)
+            torch.manual_seed(cfg.seed + self.dist.rank)
+        elif self.dist.rank:  # resumed on several ranks: the checkpoint holds rank 0's random state
+            torch.manual_seed(cfg.seed + self.dist.rank + 7919 * (self.state.epoch * 1_000_003 + self.state.step))
         steps = train.num_batches(cfg.batch_size)
         governor = ThreadGovernor(cfg.threads)
         governor.start()
@@ -160,7 +170,8 @@ class Trainer:
                 record = self._epoch(train, val, steps, governor)
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, record)
-                if self.stop_requested and self.state.epoch < cfg.epochs and not self.state.stopped_early:
+                requested = self._stop_agreed if self.dist.active else self.stop_requested
+                if requested and self.state.epoch < cfg.epochs and not self.state.stopped_early:
                     raise TrainingInterrupted(f"training stopped ({self.stop_requested}) after epoch "
                                               f"{self.state.epoch} of {cfg.epochs}")
         finally:
@@ -198,7 +209,8 @@ class Trainer:
                     key = prefix.format(phase) + k
                     sums[key] = sums[key] + v if key in sums else v.clone()
                 window.append((step, phase, out["loss"]))
-            if len(window) >= cfg.log_every * len(phases) or step == steps - 1:
+            at_log = len(window) >= cfg.log_every * len(phases) or step == steps - 1
+            if at_log:
                 self._check_finite(window, epoch)
                 window.clear()
                 governor.tick()
@@ -206,10 +218,16 @@ class Trainer:
                     means = {k: v.item() / (step + 1) for k, v in sums.items()}
                     for cb in self.callbacks:
                         cb.on_log(self, epoch, step, steps, means)
-            if self.stop_requested and step < steps - 1:
+            if self.dist.active:  # the ranks agree on a stop at the log points, so all stop at one step
+                stop = self._agree_on_stop() if at_log else None
+            else:
+                stop = self.stop_requested
+            if stop and step < steps - 1:
                 self._stop(window, epoch, step + 1, steps, sums, time.perf_counter() - t0)
         model.progress = float(epoch + 1)
         record: dict[str, Any] = {"epoch": epoch + 1}
+        if self.dist.active:  # each rank's sums of its per-step means: the global means are their average
+            sums = {k: distributed.all_reduce_sum(v) / self.dist.world_size for k, v in sums.items()}
         record.update({f"train_{k}": v.item() / steps for k, v in sums.items()})
         if val is not None and len(val) > 0:
             record.update({f"val_{k}": v for k, v in self.validate(val).items()})
@@ -232,10 +250,17 @@ class Trainer:
         raise TrainingInterrupted(f"training stopped ({self.stop_requested}) at epoch {epoch + 1}, "
                                   f"step {done} of {steps}")
 
+    def _agree_on_stop(self) -> str | None:
+        """Several ranks: whether any of them was asked to stop (a collective, at the log points)."""
+        if distributed.any_rank(bool(self.stop_requested), self.device):
+            self.stop_requested = self.stop_requested or "a signal to another rank"
+            self._stop_agreed = self.stop_requested
+        return self._stop_agreed
+
     def _step(self, phase: str, batch) -> dict[str, torch.Tensor]:
         opt = self.optimizers[phase]
         opt.zero_grad(set_to_none=True)
-        out = self.model.training_step(batch, phase)
+        out = self._ddp(batch, phase) if self._ddp is not None else self.model.training_step(batch, phase)
         if "loss" not in out:
             raise ValueError(f"training_step(phase={phase!r}) must return a dict with a 'loss' entry")
         out["loss"].backward()
@@ -248,6 +273,9 @@ class Trainer:
     def _check_finite(self, window: list[tuple[int, str, torch.Tensor]], epoch: int) -> None:
         values = torch.stack([w[2] for w in window]).float().cpu()
         bad = (~torch.isfinite(values)).nonzero()
+        if self.dist.active and distributed.any_rank(bool(len(bad)), self.device) and not len(bad):
+            raise TrainingError(f"the loss became NaN or infinite on another rank at epoch {epoch + 1}; training "
+                                "stopped (try a lower --lr, grad_clip, or check the data scaling)")
         if len(bad):
             step, phase, _ = window[int(bad[0])]
             name = "loss" if len(self.optimizers) == 1 else f"{phase} loss"
@@ -266,6 +294,11 @@ class Trainer:
             for k, v in self.model.validation_step((xb, yb)).items():
                 sums[k] = sums.get(k, 0) + v * xb.shape[0]
         self.model.train()
+        if getattr(val, "world_size", 1) > 1:  # each rank scored its share: sum over ranks, names in one order
+            names = sorted(sums)
+            values = [torch.as_tensor(sums[k], device=self.device).double().reshape(()) for k in names]
+            total = distributed.all_reduce_sum(torch.stack(values))
+            sums = dict(zip(names, total.unbind()))
         return {k: v.item() / len(val) for k, v in sums.items()}
 
     def _early_stopping(self, record: dict[str, Any]) -> None:
