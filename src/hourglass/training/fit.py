@@ -107,7 +107,7 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
     if tensorboard:
         _check_tensorboard(out)
     if not distributed.setup(tcfg.device).is_main:
-        out, tensorboard, figures = None, False, False  # only rank 0 writes (and evaluates)
+        out, tensorboard, figures, evaluate = None, False, False, False  # only rank 0 writes and evaluates
     claim = rundir.claim_new(Path(out), rundir.command_line()) if out is not None else contextlib.nullcontext()
     with claim:
         bundle = as_bundle(data, data_dir=dopts.data_dir, test_fraction=dopts.test_fraction,
