@@ -27,7 +27,7 @@ from .options import DataOptions, TrainConfig
 
 EXAMPLES = """\
 examples:
-  hourglass train vae --out runs/vae                 # VAE on the embedded digits, ~10 s on 2 CPU cores
+  hourglass train vae --out runs/vae                 # VAE on the embedded digits, ~15 s on 2 CPU cores
   hourglass train ae --preset keras-dense --data mnist --data-dir DIR --out runs/dense
   hourglass train vae --set beta=4 --set hidden=512,256 --latent-dim 2 --out runs/vae2d
   hourglass train vae --help                         # also lists the vae's config fields
@@ -45,6 +45,7 @@ examples:
   hourglass train cvae --set semi_supervised=true --keep-labels 100 --out runs/semi  # 100 labels
   hourglass compare --data digits --latent-dim 2 --methods pca,tsne,ae,vae --out cmp
   hourglass report runs/vae runs/ae2d --output both.html
+  torchrun --standalone --nproc-per-node 4 -m hourglass train vae --out runs/vae4   # 4 GPUs (README)
 """
 MODEL_FLAGS = ("latent_dim", "lr")  # model config fields common to every model, given their own flags
 RESUME_KEEPS = ("epochs", "progress", "threads", "checkpoint_interval")  # what --resume may change
