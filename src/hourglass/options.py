@@ -41,6 +41,20 @@ class TrainConfig:
               "write one")
     progress: bool = option(True, "show a progress bar")
     eval_batch_size: int = option(1024, "batch size for validation and evaluation")
+    precision: Literal["fp32", "bf16", "fp16"] = option(
+        "fp32", "arithmetic of the matrix products and convolutions (torch.autocast; weights and optimizer "
+                "state stay fp32): fp32; bf16 (CUDA, or CPUs with AVX-512 BF16/AMX; emulated and slow on other "
+                "CPUs); fp16 (CUDA only, with loss scaling)")
+    compile: bool = option(
+        False, "torch.compile the model's training step (a one-off compilation, then fused kernels; pays for "
+               "long runs of small-kernel models on GPU)")
+    channels_last: bool = option(
+        True, "conv models: keep conv weights and feature maps channels-last (NHWC), the layout oneDNN and "
+              "cuDNN convolve fastest; no effect on MLPs")
+    reuse_memory: bool = option(
+        True, "CPU training on Linux: keep the memory a step frees for the next step (glibc mallopt, for the "
+              "whole process) instead of returning it to the system and faulting it in again; the process keeps "
+              "its peak memory")
 
     def validate(self) -> None:
         checks = {

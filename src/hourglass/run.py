@@ -540,14 +540,19 @@ class Run:
         d, t = self.info["data"], self.info["train"]
         from .evaluate.metrics import evaluate_splits
         from .training.callbacks import EvaluationProgress
+        from .training.precision import autocast_for
 
         show = t.get("progress", False) if progress is None else progress
         s, sizes = s.bounded(self._eval_bytes(), seed=t["seed"])
+        # The loss metrics' passes (a VAE's IWAE bound: k decoder passes per example) in the run's training
+        # precision where the device runs it natively, else float32; codes, samples and diagnostics in float32.
+        precision = t.get("precision", "fp32")
         with self._config_override(iwae_samples=iwae_samples):
             out = evaluate_splits(self.model, s, data_name=d["name"], sample_identity=self._sample_identity(),
                                   exclude_class=d.get("exclude_class"), anomaly_class=anomaly_class,
                                   batch_size=t["eval_batch_size"], seed=t["seed"],
-                                  progress=EvaluationProgress() if show else None)
+                                  progress=EvaluationProgress() if show else None,
+                                  autocast=lambda: autocast_for(precision, self.model.device))
         if sizes:  # a streamed run is scored on seeded subsamples of its splits
             out.setdefault("subsample", {}).update({f"{k}_examples": v for k, v in sizes.items()})
         return out

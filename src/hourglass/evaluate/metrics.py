@@ -27,8 +27,9 @@ so the same model on the same splits gives the same numbers, whoever asks.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import torch
 
@@ -49,8 +50,12 @@ def evaluate(
     batch_size: int = 1024,
     max_examples: int | None = None,
     seed: int = 0,
+    autocast: Callable[[], ContextManager[Any]] | None = None,
 ) -> dict[str, float]:
     """Mean of each per-example metric over ``x`` (a seeded random subset of ``max_examples`` if given).
+
+    ``autocast`` gives the context the model's passes run in (the run's training precision); the
+    per-example numbers are summed in float64 whatever it is.
 
     ``recon_bce`` is left out when the data are not in [0, 1] (it is not a likelihood there).
     """
@@ -69,7 +74,9 @@ def evaluate(
         for start in range(0, n, batch_size):
             xb = x[start : start + batch_size].to(dev)
             yb = y[start : start + batch_size].to(dev) if y is not None else None
-            for k, v in model.metrics_batch(xb, yb).items():
+            with autocast() if autocast is not None else contextlib.nullcontext():
+                values = model.metrics_batch(xb, yb)
+            for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     out = {k: v / n for k, v in sums.items()}
     if float(x.min()) < 0 or float(x.max()) > 1:
@@ -84,7 +91,8 @@ def evaluate(
 
 def evaluate_splits(model, splits, *, data_name: str, sample_identity: str | None = None,
                     exclude_class: int | None = None, anomaly_class: int | None = None, batch_size: int = 1024,
-                    seed: int = 0, progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+                    seed: int = 0, progress: Callable[[str, int, int], None] | None = None,
+                    autocast: Callable[[], ContextManager[Any]] | None = None) -> dict[str, Any]:
     """``{"train": ..., "test": ..., ["anomaly": ...]}`` for ``model`` on ``splits`` (see module docstring).
 
     ``data_name`` and ``sample_identity`` pick the cached classifier of the sample metrics (every run on
@@ -102,9 +110,10 @@ def evaluate_splits(model, splits, *, data_name: str, sample_identity: str | Non
     step = _Stages(stages, progress)
     out: dict[str, Any] = {}
     step()
-    out["train"] = evaluate(model, s.x_train, s.y_train, batch_size, max_examples=MAX_TRAIN_EVAL, seed=seed)
+    out["train"] = evaluate(model, s.x_train, s.y_train, batch_size, max_examples=MAX_TRAIN_EVAL, seed=seed,
+                            autocast=autocast)
     step()
-    out["test"] = evaluate(model, s.x_test, s.y_test, batch_size, seed=seed)
+    out["test"] = evaluate(model, s.x_test, s.y_test, batch_size, seed=seed, autocast=autocast)
     step()
     out["test"].update(model_code_metrics(model, s.x_train, s.y_train, s.x_test, s.y_test, seed=seed))
     if "knn_acc" in out["test"] or "trustworthiness" in out["test"]:

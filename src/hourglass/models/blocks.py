@@ -35,6 +35,10 @@ ACTIVATIONS = {
 }
 
 
+# Non-decreasing activations, which commute with max-pooling (GELU dips below zero: not one of them).
+MONOTONE = frozenset({"relu", "leaky_relu", "elu", "selu", "tanh", "sigmoid", "softplus", "linear"})
+
+
 def activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}")
@@ -80,6 +84,51 @@ class Crop(nn.Module):
         return f"h={self.h}, w={self.w}"
 
 
+class UpsampledConv2d(nn.Conv2d):
+    """Nearest-neighbour 2x upsampling, a crop to ``size``, then a 3x3 convolution with padding 1: one
+    step up the conv decoder, with the weights of that convolution alone.
+
+    When the crop keeps the whole upsampled map (even sizes), the three are one convolution at the
+    low resolution followed by a pixel shuffle (the sub-pixel convolution of Shi et al. 2016). Output
+    pixel (2i + a, 2j + b) sees upsampled rows 2i + a - 1 .. 2i + a + 1, which are input rows
+    (i - 1, i, i) for a = 0 and (i, i, i + 1) for a = 1 (the zero padding falls on the same places);
+    so phase (a, b) is a 3x3 convolution of the input with the kernel R_a W R_b^T, where R_a adds the
+    taps that land on the same input row:
+
+        R_0 = [[1, 0, 0], [0, 1, 1], [0, 0, 0]],   R_1 = [[0, 0, 0], [1, 1, 0], [0, 0, 1]].
+
+    The four phases are 4 x out_channels output channels of one convolution, interleaved back into
+    the image by ``pixel_shuffle(2)``. The function is the same; the work is done on maps a quarter
+    the size, and the upsampled input is never materialised (in the ``keras-conv`` preset this
+    halves the decoder's time). Odd sizes (a crop that drops the last row or column) take the direct
+    path."""
+
+    def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int]):
+        super().__init__(in_channels, out_channels, 3, padding=1)
+        self.size = tuple(size)
+        phases = torch.tensor([[[1, 0, 0], [0, 1, 1], [0, 0, 0]], [[0, 0, 0], [1, 1, 0], [0, 0, 1]]],
+                              dtype=torch.float32)
+        self.register_buffer("phases", phases, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self.size
+        if (h, w) != (2 * x.shape[-2], 2 * x.shape[-1]):
+            up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")[..., :h, :w]
+            return super().forward(up)
+        r = self.phases.to(self.weight.dtype)
+        kernel = torch.einsum("ary,ocyx,bsx->oabcrs", r, self.weight, r).reshape(-1, self.in_channels, 3, 3)
+        bias = self.bias.repeat_interleave(4) if self.bias is not None else None
+        return torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(x, kernel, bias, padding=1), 2)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, upsampled to {self.size[0]}x{self.size[1]}"
+
+
+def _conv3x3(ch_in: int, ch_out: int, up: tuple[int, int] | None) -> nn.Conv2d:
+    """A 3x3 convolution with padding 1, after a 2x upsampling to ``up`` when given."""
+    return nn.Conv2d(ch_in, ch_out, 3, padding=1) if up is None else UpsampledConv2d(ch_in, ch_out, up)
+
+
 class Flatten(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], -1)
@@ -114,7 +163,13 @@ class Encoder(nn.Module):
             layers: list[nn.Module] = []
             ch_in = c
             for ch in cfg.conv_channels:
-                if cfg.conv_downsample == "maxpool":
+                if cfg.conv_downsample == "maxpool" and cfg.activation in MONOTONE:
+                    # maxpool(act(x)) = act(maxpool(x)) for a non-decreasing act: pooling first runs
+                    # the activation and its backward pass on a quarter of the values. The modules
+                    # hold no weights, so the state dict's keys are those of the other order.
+                    layers += [nn.Conv2d(ch_in, ch, 3, padding=1), nn.MaxPool2d(2, ceil_mode=True)]
+                    layers += [activation(cfg.activation)]
+                elif cfg.conv_downsample == "maxpool":
                     layers += [nn.Conv2d(ch_in, ch, 3, padding=1), activation(cfg.activation)]
                     layers += [nn.MaxPool2d(2, ceil_mode=True)]
                 else:
@@ -168,12 +223,14 @@ class Decoder(nn.Module):
                 layers += [nn.Linear(z_dim, chans[-1] * fh * fw), activation(cfg.activation)]
                 layers.append(Unflatten((chans[-1], fh, fw)))
             ch_in = chans[-1]
-            # Mirror the encoder: conv, then upsample x2 and crop to the size that level had.
+            # Mirror the encoder: conv, then upsample x2 and crop to the size that level had. Each
+            # upsampling and crop is done by the convolution after it (UpsampledConv2d); the two
+            # Identity modules hold their places so that the weights keep their state-dict keys.
+            up: tuple[int, int] | None = None
             for level, ch in zip(range(len(chans) - 1, -1, -1), reversed(chans)):
-                layers += [nn.Conv2d(ch_in, ch, 3, padding=1), activation(cfg.activation)]
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), Crop(*sizes[level])]
-                ch_in = ch
-            layers.append(nn.Conv2d(ch_in, c, 3, padding=1))
+                layers += [_conv3x3(ch_in, ch, up), activation(cfg.activation), nn.Identity(), nn.Identity()]
+                up, ch_in = sizes[level], ch
+            layers.append(_conv3x3(ch_in, c, up))
             self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:

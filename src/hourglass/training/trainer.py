@@ -38,6 +38,8 @@ from ..options import TrainConfig
 from ..threads import ThreadGovernor
 from . import distributed
 from .callbacks import Callback, ProgressBar
+from .precision import Precision
+from .speed import CompiledStep, compile_errors, keep_freed_memory, match_state_layouts, to_channels_last
 
 __all__ = ["Callback", "TrainConfig", "Trainer", "TrainerState", "TrainingError", "resolve_device"]
 
@@ -81,11 +83,19 @@ class Trainer:
         self.config = config
         self.dist = distributed.current()
         self.device = resolve_device(distributed.device_for(config.device))
+        self.precision = Precision(config.precision, self.device)
         self.model.to(self.device)
+        if config.channels_last:
+            to_channels_last(self.model)
+        if config.reuse_memory and self.device.type == "cpu":
+            keep_freed_memory()
+        # Built after the move, so that make_optimizer sees the device and picks fused kernels.
         self.optimizers: dict[str, torch.optim.Optimizer] = model.configure_optimizers()
         if not self.optimizers:
             raise ValueError(f"model {type(model).__name__} declared no optimizers")
         self._ddp = distributed.wrap(model, self.device, len(self.optimizers))  # several ranks: all-reduced grads
+        self.scalers = {name: self.precision.scaler() for name in self.optimizers}  # fp16 loss scaling, else None
+        self._compiled = CompiledStep(model, self._ddp) if config.compile else None
         self.state = TrainerState()
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.callbacks: list[Callback] = list(callbacks)
@@ -110,6 +120,7 @@ class Trainer:
                 "stopped_early": self.state.stopped_early,
             },
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
+            "scalers": {name: sc.state_dict() for name, sc in self.scalers.items() if sc is not None},
             "rng": {"torch": torch.get_rng_state(),
                     "shuffle": self._epoch_start_shuffle if self.state.step else self.shuffle.get_state()},
             "best_weights": self._best_weights,
@@ -131,6 +142,9 @@ class Trainer:
                 if name not in sd["optimizers"]:
                     raise CheckpointError(f"the trainer state has no state for optimizer {name!r}")
                 opt.load_state_dict(sd["optimizers"][name])
+                match_state_layouts(opt)  # a channels-last weight's moments in its layout (fused kernels)
+                if self.scalers[name] is not None and name in sd.get("scalers", {}):
+                    self.scalers[name].load_state_dict(sd["scalers"][name])
             torch.set_rng_state(sd["rng"]["torch"])
             self.shuffle.set_state(sd["rng"]["shuffle"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as e:
@@ -258,17 +272,42 @@ class Trainer:
         return self._stop_agreed
 
     def _step(self, phase: str, batch) -> dict[str, torch.Tensor]:
-        opt = self.optimizers[phase]
+        """One optimisation step of ``phase``: forward and loss in the run's precision, backward, step.
+        Nothing here reads a value back to the host (under fp16 the scaler's overflow check does)."""
+        compiled = self._compiled
+        if compiled is not None and compiled.first(phase):
+            try:  # the first call of each phase traces and compiles the forward and the backward pass
+                out = self._update(phase, batch, compiled)
+            except compile_errors() as e:
+                raise compiled.failed(phase, e) from e
+            compiled.compiled.add(phase)
+            return out
+        if compiled is not None:
+            return self._update(phase, batch, compiled)
+        return self._update(phase, batch, self._ddp if self._ddp is not None else self.model.training_step)
+
+    def _update(self, phase: str, batch, training_step) -> dict[str, torch.Tensor]:
+        opt, scaler = self.optimizers[phase], self.scalers[phase]
         opt.zero_grad(set_to_none=True)
-        out = self._ddp(batch, phase) if self._ddp is not None else self.model.training_step(batch, phase)
+        with self.precision.autocast():
+            out = training_step(batch, phase)
         if "loss" not in out:
             raise ValueError(f"training_step(phase={phase!r}) must return a dict with a 'loss' entry")
-        out["loss"].backward()
+        if scaler is None:
+            out["loss"].backward()
+        else:  # fp16: backward on S * loss, gradients unscaled before clipping and the step
+            scaler.scale(out["loss"]).backward()
+            scaler.unscale_(opt)
         if self.config.grad_clip > 0:
             params = [p for g in opt.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        opt.step()
-        return {k: v.detach() for k, v in out.items()}
+        if scaler is None:
+            opt.step()
+        else:
+            scaler.step(opt)  # skipped when a gradient overflowed; the scale then shrinks
+            scaler.update()
+        # Logged values in float32 whatever the precision: the epoch's sums accumulate them.
+        return {k: v.detach().float() for k, v in out.items()}
 
     def _check_finite(self, window: list[tuple[int, str, torch.Tensor]], epoch: int) -> None:
         values = torch.stack([w[2] for w in window]).float().cpu()
@@ -291,8 +330,10 @@ class Trainer:
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
         for xb, yb in val.ordered(self.config.eval_batch_size):
-            for k, v in self.model.validation_step((xb, yb)).items():
-                sums[k] = sums.get(k, 0) + v * xb.shape[0]
+            with self.precision.autocast():
+                out = self.model.validation_step((xb, yb))
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0) + v.float() * xb.shape[0]
         self.model.train()
         if getattr(val, "world_size", 1) > 1:  # each rank scored its share: sum over ranks, names in one order
             names = sorted(sums)
