@@ -234,8 +234,9 @@ def keras_dense(keras, x_train, x_test, epochs, validation):
     return _keras_fit_eval(keras, autoencoder, x_train, x_test, epochs, 256, validation)
 
 
-def keras_conv(keras, x_train, x_test, epochs, validation):
-    """The blog's convolutional autoencoder, as published: (28,28,1) -> (4,4,8) code -> (28,28,1)."""
+def keras_conv(keras, x_train, x_test, epochs, validation, batch_size=128):
+    """The blog's convolutional autoencoder, as published: (28,28,1) -> (4,4,8) code -> (28,28,1)
+    (the blog trains it with batch 128)."""
     from keras import layers
 
     input_img = keras.Input(shape=(28, 28, 1))
@@ -259,7 +260,7 @@ def keras_conv(keras, x_train, x_test, epochs, validation):
 
     x_train = x_train.reshape(len(x_train), 28, 28, 1)  # channels_last, Keras' default
     x_test = x_test.reshape(len(x_test), 28, 28, 1)
-    return _keras_fit_eval(keras, autoencoder, x_train, x_test, epochs, 128, validation)
+    return _keras_fit_eval(keras, autoencoder, x_train, x_test, epochs, batch_size, validation)
 
 
 def _keras_fit_eval(keras, model, x_train, x_test, epochs, batch_size, validation):

@@ -117,11 +117,14 @@ def test_conv_models_train_channels_last_and_mlps_are_left_alone():
     x = torch.rand(32, 1, 8, 8)
     conv = small_model("ae", input_shape=(1, 8, 8))
     Trainer(conv, TrainConfig(progress=False))
-    w = conv.encoder.features[0].weight
+    def wide(model):  # the first conv weight with more than one input channel (one is both layouts)
+        return next(m.weight for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1)
+
+    w = wide(conv)
     assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
     plain = small_model("ae", input_shape=(1, 8, 8))
     Trainer(plain, TrainConfig(progress=False, channels_last=False))
-    assert plain.encoder.features[0].weight.is_contiguous()
+    assert wide(plain).is_contiguous()
     mlp = small_model("ae")
     assert not speed.to_channels_last(mlp)
     # the same training either way, up to the kernels' summation order
@@ -222,3 +225,19 @@ def test_a_bf16_run_is_evaluated_in_bf16_where_the_cpu_runs_it(monkeypatch):
     assert seen and not any(seen)
     assert all(isinstance(v, float) and v == v for v in bf16.values() if not isinstance(v, int))
     assert bf16["neg_elbo"] == pytest.approx(fp32["neg_elbo"], rel=0.02)
+
+
+def test_memory_reuse_is_applied_to_in_memory_runs_only(monkeypatch):
+    from hourglass.training import fit
+
+    calls = []
+    monkeypatch.setattr(fit, "keep_freed_memory", lambda: calls.append(1) or True)
+    x, _ = fixed_batch(n=40)
+    hourglass.train("ae", x.numpy(), epochs=1, progress=False, figures=False, evaluate=False, threads=1)
+    assert calls == [1]
+    hourglass.train("ae", x.numpy(), epochs=1, progress=False, figures=False, evaluate=False, threads=1,
+                    reuse_memory=False)
+    hourglass.train("ae", x.numpy(), epochs=1, progress=False, figures=False, evaluate=False, threads=1,
+                    in_memory="never")
+    assert calls == [1]
+    assert speed.keep_freed_memory() in (True, False)  # the real call never raises

@@ -52,9 +52,9 @@ class TrainConfig:
         True, "conv models: keep conv weights and feature maps channels-last (NHWC), the layout oneDNN and "
               "cuDNN convolve fastest; no effect on MLPs")
     reuse_memory: bool = option(
-        True, "CPU training on Linux: keep the memory a step frees for the next step (glibc mallopt, for the "
-              "whole process) instead of returning it to the system and faulting it in again; the process keeps "
-              "its peak memory")
+        True, "CPU training on Linux with the data in memory: keep the memory a step frees for the next step "
+              "(glibc mallopt, for the whole process) instead of returning it to the system and faulting it in "
+              "again; the process keeps its peak memory (streamed runs keep to their memory budget instead)")
 
     def validate(self) -> None:
         checks = {

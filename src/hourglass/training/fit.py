@@ -52,6 +52,7 @@ from ..seeding import seeded
 from . import checkpoint as ckpt
 from . import distributed
 from .callbacks import Checkpoint, StopOnSignal, TensorBoard
+from .speed import keep_freed_memory
 from .trainer import Trainer
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -236,6 +237,8 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
     splits, out = run.splits(), run.path
     logger = None
     stop = StopOnSignal()
+    if trainer.config.reuse_memory and trainer.device.type == "cpu" and not splits.streamed:
+        keep_freed_memory()  # a streamed run keeps to its memory budget instead
     if out is not None:
         trainer.callbacks.append(Checkpoint(out, {"model": run.info["model"], "config": run.info["config"]},
                                             trainer.config.checkpoint_interval))

@@ -19,7 +19,9 @@
   the ``keras-conv`` preset (batch 256), a third of its time. :func:`keep_freed_memory` sets both
   thresholds so high (``mallopt``) that freed blocks stay in the heap and the next step reuses them:
   the page faults drop to none and the step takes about two thirds of the time. The setting is
-  process-wide and stays (the process keeps its peak memory, as a GPU caching allocator does).
+  process-wide and stays (the process keeps its peak memory, as a GPU caching allocator does), so
+  :func:`hourglass.train` applies it to runs whose data are in memory: a streamed run has a memory
+  budget to keep to, and a heap that is never trimmed can hold more than its live data.
 
 Optimizer state must share its parameter's layout: the fused Adam kernels walk the parameter, its
 gradient and its moments as flat memory, so a channels-last weight with contiguous moments (as

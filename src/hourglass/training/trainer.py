@@ -39,7 +39,7 @@ from ..threads import ThreadGovernor
 from . import distributed
 from .callbacks import Callback, ProgressBar
 from .precision import Precision
-from .speed import CompiledStep, compile_errors, keep_freed_memory, match_state_layouts, to_channels_last
+from .speed import CompiledStep, compile_errors, match_state_layouts, to_channels_last
 
 __all__ = ["Callback", "TrainConfig", "Trainer", "TrainerState", "TrainingError", "resolve_device"]
 
@@ -87,8 +87,6 @@ class Trainer:
         self.model.to(self.device)
         if config.channels_last:
             to_channels_last(self.model)
-        if config.reuse_memory and self.device.type == "cpu":
-            keep_freed_memory()
         # Built after the move, so that make_optimizer sees the device and picks fused kernels.
         self.optimizers: dict[str, torch.optim.Optimizer] = model.configure_optimizers()
         if not self.optimizers:
