@@ -2,8 +2,11 @@
 budget.
 
 Each measurement runs in a fresh Python process (so nothing else the test session holds counts). It
-imports everything and trains once, streamed, on a small file of the same width and batch size (imports
-and first allocations are then behind it). Then, twice, it resets its peak resident set to the current
+imports everything and trains once, streamed, on a small file of the same width and batch size, large
+enough that its evaluation works on subsamples as large as the big file's (imports, library buffers and
+first allocations are then behind it; a smaller file left the big run to touch them first, and CI saw
+24 MiB of them). The allocator gives large buffers back when they are freed (a fixed mmap threshold),
+so the peak is what was live at once. Then, twice, it resets its peak resident set to the current
 one (``/proc/self/clear_refs``), trains, and reads how far the peak (``VmHWM``) rose: once on the small
 file again (what the model, the optimizer and a batch's working memory cost, whatever the data's size)
 and once on a ``.npy`` file of 78 MiB with ``memory_budget=16`` (MiB). The difference is what the data
@@ -21,6 +24,8 @@ import numpy as np
 
 BUDGET_MIB = 16
 ROWS, WIDTH = 20_000, 1024  # 78 MiB of float32, ~4.9 times the budget
+SMALL_ROWS = 4096  # enough that the evaluation subsamples (an eighth of the budget each) are as large as on
+# the big file: both runs then take the same code paths on arrays of the same size, and differ in the data only
 
 SCRIPT = """
 import sys
@@ -52,11 +57,16 @@ def _peak_rise(path: Path, mode: str) -> tuple[bool, int, float, float, str]:
     small file, the resident set the run on ``path`` left held, a line of the numbers), in MiB."""
     src = Path(__file__).resolve().parents[1] / "src"
     small = path.with_name("small.npy")
-    np.save(small, np.random.default_rng(1).random((2048, WIDTH), dtype=np.float32))
+    np.save(small, np.random.default_rng(1).random((SMALL_ROWS, WIDTH), dtype=np.float32))
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(path), str(small), mode, str(BUDGET_MIB)],
                          capture_output=True,
                          text=True, timeout=600, env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin",
-                                                      "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1"})
+                                                      "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1",
+                                                      # a fixed threshold: every large buffer is mapped and
+                                                      # given back when freed, so the peak is what was live
+                                                      # at once, not what the allocator kept from before
+                                                      "MALLOC_MMAP_THRESHOLD_": "131072",
+                                                      "MALLOC_TRIM_THRESHOLD_": "131072"})
     assert out.returncode == 0, out.stderr
     streamed, n_train, small, big, held = out.stdout.split()
     line = (f"peak rose {float(small):.1f} MiB on the small file, {float(big):.1f} MiB on the large one; "
