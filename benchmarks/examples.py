@@ -47,13 +47,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from judge import mean_pairwise_distance, train_judge, within_class_spread  # noqa: E402
-
-import hourglass  # noqa: E402
-from hourglass.data import load_data  # noqa: E402
-from hourglass.report import figures  # noqa: E402
+import hourglass
+from hourglass.data import load_data
+from hourglass.evaluate.judge import mean_pairwise_distance, train_judge, within_class_spread
+from hourglass.report import figures
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist10k"

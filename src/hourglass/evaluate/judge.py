@@ -1,12 +1,13 @@
 """An independent judge for generated and reconstructed digits: a small CNN trained on real data.
 
-The examples benchmark (``examples.py``) asks whether a model does what it is for: are the CVAE's
-samples of class k recognised as k, are the GAN's samples readable digits, are the main job's
-reconstructions still the digit they came from? The model cannot answer that about itself, and the
-classifier hourglass uses for ``fd_classifier`` is an MLP trained inside the metric pipeline; the judge
-is a separate convolutional network (conv 32 - pool - conv 64 - pool - dense 128 - K, ReLU, dropout
-0.25 before the last layer) trained here, on the real training split only, in the data's scaled units
-([0, 1]), and checked on the real test split (its accuracy is the ceiling of every recognition rate).
+The examples benchmark (``benchmarks/examples.py``) and ``hourglass claims`` ask whether a model does
+what it is for: are the CVAE's samples of class k recognised as k, are the GAN's samples readable
+digits, are the main job's reconstructions still the digit they came from? The model cannot answer
+that about itself, and the classifier hourglass uses for ``fd_classifier`` is an MLP trained inside
+the metric pipeline; the judge is a separate convolutional network (conv 32 - pool - conv 64 - pool -
+dense 128 - K, ReLU, dropout 0.25 before the last layer) trained here, on the real training split
+only, in the data's scaled units ([0, 1]), and checked on the real test split (its accuracy is the
+ceiling of every recognition rate).
 
 ``within_class_spread`` is the variety measure: for each class, the mean Euclidean distance between
 two different images of that class (pixel space, [0, 1] units), for generated images divided by the
@@ -45,29 +46,40 @@ class Judge(nn.Module):
 
 
 def train_judge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
-                epochs: int = 10, seed: int = 0, cache: Path | None = None) -> tuple[Judge, float]:
-    """A judge trained on (x_train, y_train) ([0, 1] images (N, C, H, W)) and its test accuracy."""
+                epochs: int = 10, seed: int = 0, cache: Path | None = None,
+                threads: int | None = None) -> tuple[Judge, float]:
+    """A judge trained on (x_train, y_train) ([0, 1] images (N, C, H, W)) and its test accuracy;
+    ``cache``: a path stem whose ``.pt``/``.json`` hold a trained judge (read if present, else written);
+    ``threads``: torch threads while it trains (default: as set)."""
     shape = tuple(x_train.shape[1:])
     judge = Judge(shape, int(y_train.max()) + 1)
     if cache is not None and cache.with_suffix(".pt").is_file():
         judge.load_state_dict(torch.load(cache.with_suffix(".pt"), weights_only=True))
         return judge.eval(), json.loads(cache.with_suffix(".json").read_text())["test_accuracy"]
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        judge = Judge(shape, int(y_train.max()) + 1)
-        x = torch.as_tensor(x_train, dtype=torch.float32)
-        y = torch.as_tensor(y_train, dtype=torch.long)
-        opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
-        for _ in range(epochs):
-            judge.train()
-            perm = torch.randperm(len(x), generator=g)
-            for s in range(0, len(x), 64):
-                idx = perm[s:s + 64]
-                loss = nn.functional.cross_entropy(judge(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+    from ..threads import ThreadGovernor
+
+    governor = ThreadGovernor(threads)
+    governor.start()
+    try:
+        g = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            judge = Judge(shape, int(y_train.max()) + 1)
+            x = torch.as_tensor(x_train, dtype=torch.float32)
+            y = torch.as_tensor(y_train, dtype=torch.long)
+            opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
+            for _ in range(epochs):
+                judge.train()
+                perm = torch.randperm(len(x), generator=g)
+                for s in range(0, len(x), 64):
+                    idx = perm[s:s + 64]
+                    loss = nn.functional.cross_entropy(judge(x[idx]), y[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    governor.tick()
+    finally:
+        governor.stop()
     judge.eval()
     acc = float((judge.probs(x_test).argmax(1) == y_test).mean())
     if cache is not None:
@@ -79,7 +91,7 @@ def train_judge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
 
 def mean_pairwise_distance(x: np.ndarray) -> float:
     """Mean Euclidean distance between two different rows of ``x`` (flattened); the diagnostics' own."""
-    from hourglass.evaluate.diagnostics import mean_pairwise_distance as distance
+    from .diagnostics import mean_pairwise_distance as distance
 
     return distance(torch.as_tensor(np.asarray(x, dtype=np.float32)))
 
