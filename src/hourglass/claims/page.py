@@ -88,6 +88,11 @@ def write_page(out: Path, entries: list[dict[str, Any]], meta: dict[str, Any]) -
     return files
 
 
+def _tally(entries: list[dict[str, Any]]) -> str:
+    counts = [(sum(e["verdict"] == v for e in entries), VERDICT_MARK[v]) for v in VERDICT_MARK]
+    return "Of " + f"{len(entries)} claims: " + ", ".join(f"{n} {mark}" for n, mark in counts if n) + "."
+
+
 def _intro(meta: dict[str, Any]) -> list[str]:
     mode = ("a quick run (small budgets, one seed: verdicts are indicative only; the full run is the "
             "reference)" if meta["quick"] else "a full run")
@@ -102,7 +107,7 @@ def _intro(meta: dict[str, Any]) -> list[str]:
 
 
 def _markdown(entries: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = ["# The lecture notes' claims, checked", "", *_intro(meta), "",
+    lines = ["# The lecture notes' claims, checked", "", *_intro(meta), "", _tally(entries), "",
              "| # | claim | verdict | headline | seconds |", "|---:|---|---|---|---:|"]
     for e in entries:
         lines.append(f"| {e['number']} | [{e['title']}](#claim-{e['number']}) | {VERDICT_MARK[e['verdict']]} | "
@@ -136,7 +141,7 @@ def _html(out: Path, entries: list[dict[str, Any]], meta: dict[str, Any]) -> str
         f"</td><td>{badge(e['verdict'])}</td><td>{html.escape(_headline(e['numbers']))}</td>"
         f'<td class="num">{e["seconds"]:.0f}</td></tr>' for e in entries)
     parts = ["<h1>The lecture notes' claims, checked</h1>",
-             *(f"<p>{_inline(p)}</p>" for p in _intro(meta)),
+             *(f"<p>{_inline(p)}</p>" for p in _intro(meta)), f"<p><b>{html.escape(_tally(entries))}</b></p>",
              "<table><thead><tr><th>#</th><th>claim</th><th>verdict</th><th>headline</th><th>seconds</th></tr>"
              f"</thead><tbody>{rows}</tbody></table>"]
     for e in entries:
