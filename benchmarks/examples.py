@@ -49,7 +49,7 @@ import torch
 
 import hourglass
 from hourglass.data import load_data
-from hourglass.evaluate.judge import mean_pairwise_distance, train_judge, within_class_spread
+from hourglass.evaluate.judge import judge_samples, mean_pairwise_distance, train_judge, within_class_spread
 from hourglass.report import figures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,11 +103,9 @@ def conditional_samples(run, j, per_class: int = 100) -> dict:
 def unconditional_samples(run, j, n: int = 1000) -> dict:
     s = run.sample(n, seed=1) / j["scale"]
     s = s.reshape(len(s), *j["shape"])
-    probs = j["judge"].probs(s)
-    confident = probs.max(1) >= 0.9
-    shares = np.bincount(probs.argmax(1)[confident], minlength=10) / max(int(confident.sum()), 1)
-    return {"confident_samples": float(confident.mean()), "class_share_min": float(shares.min()),
-            "class_share_max": float(shares.max()),
+    judged = judge_samples(j["judge"], s)
+    return {"confident_samples": judged["confident"], "class_share_min": judged["class_share_min"],
+            "class_share_max": judged["class_share_max"],
             "sample_spread": mean_pairwise_distance(s[:500]) / mean_pairwise_distance(j["x_test"][:500]),
             "judge_test_accuracy": j["acc"]}
 

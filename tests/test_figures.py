@@ -108,3 +108,17 @@ def test_report_highlights_warnings_and_comparison_overlays_losses():
     both = comparison_html([page(warned, history=hist, label="a"), page({"test": {}}, history=hist, label="b")])
     assert both.count('alt="losses compared"') == 1
     assert "<b>a</b>: posterior collapse" in both
+
+
+def test_grids_side_by_side_keep_every_image_and_title_each_block():
+    a = np.zeros((6, 1, 8, 8))  # black images
+    b = np.ones((4, 1, 8, 8))  # white images, fewer rows
+    fig = figures.new_figure((6, 3))
+    ax = fig.add_subplot(1, 1, 1)
+    figures.show_grids(ax, [a, b], ["black", "white"], nrow=(3, 2), gap=5)
+    shown = ax.images[0].get_array()
+    assert shown.shape == (2 * 9 + 1, 3 * 9 + 1 + 5 + 2 * 9 + 1, 3)  # two rows of 3, gap, two rows of 2
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["black", "white"]
+    assert (shown[1:9, 1:9] == 0).all() and (shown[1:9, 3 * 9 + 1 + 5 + 1:][:8, :8] == 1).all()
+    with pytest.raises(ValueError, match="2 blocks, 1 titles"):
+        figures.show_grids(ax, [a, b], ["one"], nrow=3)

@@ -9,6 +9,11 @@ dense 128 - K, ReLU, dropout 0.25 before the last layer) trained here, on the re
 only, in the data's scaled units ([0, 1]), and checked on the real test split (its accuracy is the
 ceiling of every recognition rate).
 
+``judge_samples`` is the recognition measure for samples drawn without a label: the share the judge
+assigns to one class with probability >= 0.9 (``CONFIDENT``: a readable digit, not a blend of two),
+and how those spread over the classes (each near 1/K for a model that draws every class; a class at 0
+is a mode the model lost).
+
 ``within_class_spread`` is the variety measure: for each class, the mean Euclidean distance between
 two different images of that class (pixel space, [0, 1] units), for generated images divided by the
 same number for real test images of that class; averaged over classes. 1.0 means samples vary as much
@@ -87,6 +92,21 @@ def train_judge(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_
         torch.save(judge.state_dict(), cache.with_suffix(".pt"))
         cache.with_suffix(".json").write_text(json.dumps({"test_accuracy": acc, "epochs": epochs}))
     return judge, acc
+
+
+CONFIDENT = 0.9  # the judge's probability for one class above which a sample counts as recognised
+
+
+def judge_samples(judge: Judge, images: np.ndarray, confidence: float = CONFIDENT) -> dict[str, float | np.ndarray]:
+    """``confident``: the share of ``images`` ([0, 1], (N, C, H, W)) the judge gives one class with
+    probability >= ``confidence``; ``class_shares`` (K,): the share of each class among those (zeros
+    when none is); ``class_share_min`` / ``class_share_max``: their extremes."""
+    probs = judge.probs(images)
+    sure = probs.max(1) >= confidence
+    counts = np.bincount(probs.argmax(1)[sure], minlength=probs.shape[1])
+    shares = counts / max(int(sure.sum()), 1)
+    return {"confident": float(sure.mean()), "class_shares": shares, "class_share_min": float(shares.min()),
+            "class_share_max": float(shares.max())}
 
 
 def mean_pairwise_distance(x: np.ndarray) -> float:

@@ -37,6 +37,35 @@ def image_grid(images: np.ndarray, nrow: int | None = None, pad: int = 1, pad_va
     return grid[0] if c == 1 else grid.transpose(1, 2, 0)
 
 
+def show_grids(ax, blocks: Sequence[np.ndarray], titles: Sequence[str], nrow: int | Sequence[int],
+               gap: int = 3) -> None:
+    """Draw several sets of images ``(N, C, H, W)`` in [0, 1] on one axes, each as a grid of ``nrow`` a
+    row (one number for all, or one per block), side by side with ``gap`` white pixels between them and
+    its title above it (e.g. samples of two models drawn the same way, for the eye to compare)."""
+    nrows = [nrow] * len(blocks) if isinstance(nrow, int) else list(nrow)
+    if not len(blocks) == len(titles) == len(nrows):
+        raise ValueError(f"show_grids: {len(blocks)} blocks, {len(titles)} titles, {len(nrows)} row lengths")
+    grids = [image_grid(b, n) for b, n in zip(blocks, nrows)]
+    height = max(g.shape[0] for g in grids)
+    parts, centres, x = [], [], 0
+    for i, g in enumerate(grids):
+        if g.ndim == 2:
+            g = np.stack([g] * 3, -1)
+        parts.append(np.pad(g, ((0, height - g.shape[0]), (0, 0), (0, 0)), constant_values=1.0))
+        centres.append(x + g.shape[1] / 2)
+        x += g.shape[1]
+        if i < len(grids) - 1:
+            parts.append(np.ones((height, gap, 3), dtype=np.float32))
+            x += gap
+    ax.imshow(np.concatenate(parts, 1), interpolation="nearest", vmin=0.0, vmax=1.0)
+    ax.set_yticks([])
+    ax.set_xticks(centres, titles)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
 # Small images are drawn at least this many screen pixels high, pixels kept square and sharp (an 8x8
 # digit becomes 56x56): a grid of digits is something a person looks at, not a thumbnail.
 MIN_CELL = 56
