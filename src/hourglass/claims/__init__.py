@@ -35,6 +35,8 @@ def run_claims(out: str | Path, *, quick: bool = False, data: str | None = None,
 
     ``data``: a labelled image data set (default: ``digits`` with ``quick``, else ``mnist``).
     Returns the ``claims.json`` record; its ``failed`` lists the claims whose experiment raised."""
+    from threadpoolctl import threadpool_limits
+
     from ..report.figures import save_figure
     from ..run import versions
     from ..seeding import seeded
@@ -50,7 +52,9 @@ def run_claims(out: str | Path, *, quick: bool = False, data: str | None = None,
         t0 = time.perf_counter()
         entry: dict[str, Any] = {"number": c.number, "title": c.title, "statement": c.statement}
         try:
-            with seeded(c.number):
+            # threads bounds scikit-learn's BLAS/OpenMP pools too: on a shared machine their spinning
+            # threads made a k-NN take 20 times its CPU time
+            with seeded(c.number), threadpool_limits(limits=threads):
                 found = c.check(ctx)
         except Exception as e:  # noqa: BLE001 - on the page as failed; the run goes on and then says so
             traceback.print_exc(file=sys.stderr)

@@ -168,7 +168,7 @@ class Context:
 
             started = time.perf_counter()
             self._judge, self._judge_accuracy = train_judge(self.x_train, self.y_train, self.x_test, self.y_test,
-                                                            epochs=self.pick(8, 3), threads=self.threads)
+                                                            epochs=self.pick(8, 15), threads=self.threads)
             self.log(f"judge: {self._judge_accuracy:.1%} on the real test digits "
                      f"({time.perf_counter() - started:.0f} s)")
         return self._judge

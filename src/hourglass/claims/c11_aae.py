@@ -34,7 +34,6 @@ def match_moments(z: np.ndarray, reference: np.ndarray) -> np.ndarray:
        discriminator place each class in the part of the prior assigned to it.""")
 def check(ctx: Context) -> Finding:
     import torch
-    from threadpoolctl import threadpool_limits
 
     from ..evaluate.priorfit import two_sample_accuracy
     from ..priors import create_prior
@@ -60,8 +59,7 @@ def check(ctx: Context) -> Finding:
                 p = prior.sample(len(x_test)).numpy()
             z = run.encode(x_test)
             last = run.history[-1]
-            with threadpool_limits(ctx.threads):  # the k-NN's OpenMP threads spin on a shared machine otherwise
-                tests = [two_sample_accuracy(codes, p, seed=seed) for codes in (z, match_moments(z_ae, p))]
+            tests = [two_sample_accuracy(codes, p, seed=seed) for codes in (z, match_moments(z_ae, p))]
             row = {"seed": seed, "prior": name,
                    "AAE codes vs prior: two-sample accuracy": tests[0], "plain AE, moment-matched": tests[1],
                    "final losses recon / disc / gen": " / ".join(f"{last[f'train_{ph}/loss']:.3g}" for ph in PHASES),
