@@ -126,34 +126,21 @@ def compare(data: Any = "digits", *, data_dir: str | None = None, latent_dim: in
     y_te = bundle.y_test
     log = log or (lambda s: None)
     result = Comparison(rows=[], label_names=bundle.label_names)
-    for m in methods:
-        log(f"{m}: fitting on {len(f_tr)} examples of {f_tr.shape[1]} values ...")
-        try:
-            with _thread_limit(threads):
+    # the fits and the scores (k-means, kNN, trustworthiness) alike: OpenMP threads that spin-wait on a
+    # busy machine cost more CPU time than the work itself
+    with _thread_limit(threads):
+        for m in methods:
+            log(f"{m}: fitting on {len(f_tr)} examples of {f_tr.shape[1]} values ...")
+            try:
                 fitted = _fit_method(m, f_tr, xs_tr, y_tr, f_te, xs_te, latent_dim, epochs, seed, threads)
-        except ImportError as e:
-            result.notes.append(f"{m} skipped: {e}")
-            log(f"{m}: skipped ({e})")
-            continue
-        row: dict[str, Any] = {"method": m, "uses_labels": m in SUPERVISED, "fit_seconds": round(fitted["seconds"], 2),
-                               "recon_mse": fitted.get("recon_mse")}
-        if fitted["z_test"] is None:  # t-SNE: metrics on its own training embedding
-            z = fitted["z_train"]
-            rng = np.random.default_rng(seed)
-            perm = rng.permutation(len(z))
-            cut = int(round(0.8 * len(z)))
-            a, b = perm[:cut], perm[cut:]
-            row["evaluated_on"] = "train (80/20 split)"
-            if y_tr is not None:
-                row.update(code_metrics(z[a], y_tr[a], z[b], y_tr[b], f_tr[b], seed=seed))
-            result.embeddings[m] = (z, y_tr)
-        else:
-            row["evaluated_on"] = "test"
-            if y_tr is not None and y_te is not None:
-                row.update(code_metrics(fitted["z_train"], y_tr, fitted["z_test"], y_te, f_te, seed=seed))
-            result.embeddings[m] = (fitted["z_test"], y_te)
-        result.rows.append(row)
-        log(f"{m}: {row['fit_seconds']} s, kNN acc {row.get('knn_acc', float('nan')):.3f}")
+            except ImportError as e:
+                result.notes.append(f"{m} skipped: {e}")
+                log(f"{m}: skipped ({e})")
+                continue
+            row = _scored(m, fitted, f_tr, y_tr, f_te, y_te, seed)
+            result.embeddings[m] = row.pop("embedding")
+            result.rows.append(row)
+            log(f"{m}: {row['fit_seconds']} s, kNN acc {row.get('knn_acc', float('nan')):.3f}")
     if "tsne" in methods:
         result.notes.append("t-SNE cannot embed new points: it is fitted on the training data and its scores "
                             "are computed on that embedding (kNN and probe: an 80/20 split of it).")
@@ -169,6 +156,27 @@ def compare(data: Any = "digits", *, data_dir: str | None = None, latent_dim: in
     if out is not None:
         result.files = write_comparison(result, Path(out))
     return result
+
+
+def _scored(m: str, fitted: dict[str, Any], f_tr, y_tr, f_te, y_te, seed: int) -> dict[str, Any]:
+    """Method ``m``'s row (with its plotted ``embedding``: codes and labels) from what it fitted."""
+    row: dict[str, Any] = {"method": m, "uses_labels": m in SUPERVISED, "fit_seconds": round(fitted["seconds"], 2),
+                           "recon_mse": fitted.get("recon_mse")}
+    if fitted["z_test"] is None:  # t-SNE: metrics on its own training embedding
+        z = fitted["z_train"]
+        perm = np.random.default_rng(seed).permutation(len(z))
+        cut = int(round(0.8 * len(z)))
+        a, b = perm[:cut], perm[cut:]
+        row["evaluated_on"] = "train (80/20 split)"
+        if y_tr is not None:
+            row.update(code_metrics(z[a], y_tr[a], z[b], y_tr[b], f_tr[b], seed=seed))
+        row["embedding"] = (z, y_tr)
+    else:
+        row["evaluated_on"] = "test"
+        if y_tr is not None and y_te is not None:
+            row.update(code_metrics(fitted["z_train"], y_tr, fitted["z_test"], y_te, f_te, seed=seed))
+        row["embedding"] = (fitted["z_test"], y_te)
+    return row
 
 
 def check_supervised(methods, y_train, latent_dim: int) -> None:
@@ -348,13 +356,38 @@ def embeddings_figure(fig, result: Comparison) -> None:
         title = name + (" (training embedding)" if where[name] != "test" else "")
         title += " (uses labels)" if name in supervised else ""
         title += f"\nkNN acc {knn[name]:.3f}" if knn.get(name) is not None else ""
+        outside = _zoom(ax, z)
+        title += f", {outside} point{'s' if outside > 1 else ''} off the axes" if outside else ""
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel.replace(" of the codes", ""), fontsize=8)
         ax.set_ylabel(ylabel.replace(" of the codes", ""), fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[n:]:
+    spare = list(axes.flat)[n:]
+    for ax in spare:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    if handles:
+    if handles and spare:  # the legend in an empty panel: it survives a later fig.tight_layout()
+        spare[0].legend(handles, labels, title="class", loc="center", markerscale=3, fontsize=10, frameon=False,
+                        ncol=2 if len(handles) > 6 else 1)
+        fig.tight_layout()
+    elif handles:
         fig.legend(handles, labels, title="class", loc="center right", markerscale=3, fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 1.3 / (4 * cols + 1.4), 1))
+        fig.tight_layout(rect=(0, 0, 1 - 1.3 / (4 * cols + 1.4), 1))
+    else:
+        fig.tight_layout()
+
+
+def _zoom(ax, z: np.ndarray, keep: float = 0.995, factor: float = 3.0) -> int:
+    """Limit the axes to where the points are when a few far outliers (e.g. an LDA projection of a test
+    image lit where every training image is dark) would squash the rest into a corner: to the central
+    ``keep`` of each axis, padded by 10%, if the full range is ``factor`` times wider. Returns how many
+    points that leaves off the axes (the panel's title says so)."""
+    tail = (1 - keep) / 2 * 100
+    lo, hi = np.percentile(z, [tail, 100 - tail], axis=0)
+    span = np.maximum(hi - lo, 1e-12)
+    if not ((z.max(0) - z.min(0)) > factor * span).any():
+        return 0
+    lo, hi = lo - 0.1 * span, hi + 0.1 * span
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    return int((((z < lo) | (z > hi)).any(axis=1)).sum())
