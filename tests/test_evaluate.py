@@ -271,6 +271,26 @@ def test_compare_lda_refuses_more_dimensions_than_classes_minus_one_and_unlabell
     assert compare(x, methods=["pca"], latent_dim=2).rows[0]["uses_labels"] is False
 
 
+def test_compare_figure_marks_supervised_methods_and_keeps_far_outliers_from_squashing_a_panel():
+    from hourglass.evaluate.compare import Comparison, embeddings_figure
+    from hourglass.report.figures import new_figure
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    bulk = rng.normal(size=(300, 2)) + y[:, None]
+    far = bulk.copy()
+    far[0] = (-500.0, 200.0)  # one test point LDA throws far away
+    rows = [{"method": "pca", "uses_labels": False, "knn_acc": 0.5, "evaluated_on": "test"},
+            {"method": "lda", "uses_labels": True, "knn_acc": 0.9, "evaluated_on": "test"}]
+    fig = new_figure((1, 1))
+    embeddings_figure(fig, Comparison(rows=rows, embeddings={"pca": (bulk, y), "lda": (far, y)}))
+    pca_ax, lda_ax = fig.axes[:2]
+    assert "(uses labels)" in lda_ax.get_title() and "1 point off the axes" in lda_ax.get_title()
+    assert "uses labels" not in pca_ax.get_title() and "off the axes" not in pca_ax.get_title()
+    assert lda_ax.get_xlim()[0] > -50  # the panel shows the bulk, not the outlier's range
+    assert fig.legends or any(ax.get_legend() for ax in fig.axes)
+
+
 def test_compare_cli_errors_are_one_line(tmp_path, capsys):
     assert run_cli("compare", "--methods", "pca,nope", "--out", tmp_path) == 2
     err = capsys.readouterr().err

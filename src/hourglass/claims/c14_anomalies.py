@@ -186,7 +186,19 @@ def _check(ctx: Context) -> Finding:
                     "to [0, 1]): squared error "
                     "to the clean digit and the judge's accuracy on the reconstruction."),
         result=result, figure=fig, seeds=ctx.seeds, numbers=numbers,
-        table=class_rows + other_rows + noise_rows)
+        table=_table(class_rows, other_rows, noise_rows))
+
+
+def _table(class_rows, other_rows, noise_rows) -> list[dict]:
+    """The three parts' rows in one set of columns."""
+    rows = [{"part": r["part"], "scored": r["anomalies"], "seed": r["seed"], "AUC": r["AUC, AE without it"],
+             "AUC, AE that saw it": r["AUC, AE with it (control)"]} for r in class_rows]
+    rows += [{"part": r["part"], "scored": r["anomalies"], "seed": r["seed"], "AUC": r["AUC, AE"],
+              "AUC by squared error": r["AUC by squared error"]} for r in other_rows]
+    rows += [{"part": r["part"], "scored": f"{r['model']}, noise std {r['noise std']}", "seed": r["seed"],
+              "MSE to the clean digit": r["MSE to the clean image"], "judge accuracy": r["judge accuracy"]}
+             for r in noise_rows]
+    return rows
 
 
 def _other_images(ctx: Context) -> dict[str, np.ndarray]:

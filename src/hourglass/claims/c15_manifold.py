@@ -116,9 +116,9 @@ def _check(ctx: Context) -> Finding:
         verdict=verdict, caveat=caveat,
         experiment=(f"MLP autoencoders (`ae`, hidden 256-128, squared-error loss, as PCA's) with code size "
                     f"{', '.join(map(str, dims))}, each trained {epochs} epochs on {len(x0):,} training images per "
-                    f"seed; PCA fitted on the same images (control: the best linear map of each size). Measured: "
-                    f"the MSE on the {len(x_test):,} test images against the code size; the knee is the smallest "
-                    f"size reaching {FRACTION:.0%} of the error reduction of the largest; the TwoNN intrinsic "
+                    "seed; PCA fitted on the first seed's images (control: the best linear map of each size). "
+                    f"Measured: the MSE on the {len(x_test):,} test images against the code size; the knee is the "
+                    f"smallest size reaching {FRACTION:.0%} of the error reduction of the largest; the TwoNN intrinsic "
                     "dimension of the training images as a model-free reference."),
         result=result, figure=fig, seeds=ctx.seeds, table=rows,
         numbers={"AE knee (dims)": knee_ae, "PCA components for the AE's knee error": pca_match
