@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import sys
 
-NAMES = {"pca": "PCA", "kernel-pca": "kernel PCA", "isomap": "Isomap", "lle": "LLE",
+NAMES = {"pca": "PCA", "kernel-pca": "kernel PCA", "lda": "LDA (uses labels)", "isomap": "Isomap", "lle": "LLE",
          "tsne": "t-SNE (training embedding)", "umap": "UMAP", "aae": "aae (Gaussian prior)"}
 HEAD = ("| method | fit s | recon MSE | kNN acc | probe acc | trustworthiness | continuity | NMI |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|")

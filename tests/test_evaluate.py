@@ -231,6 +231,66 @@ def test_compare_writes_csv_markdown_and_png_with_one_row_per_method(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_compare_lda_is_supervised_has_no_inverse_and_takes_arrays(tmp_path):
+    """LDA is fitted with the labels and says so (column, note, CSV); on well separated classes given as
+    arrays its 2-D projection keeps them apart, while PCA (which ignores the labels) mixes them."""
+    from hourglass.evaluate.compare import compare
+
+    # 4 classes one-hot in 3 columns (variance 3/16 each after min-max scaling) beside 20 columns of coin
+    # flips (variance 1/4 each): the directions of most variance (PCA's) carry no class information,
+    # Fisher's criterion finds the ones that do.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 800)
+    x = np.concatenate([np.eye(4)[y][:, :3], rng.integers(0, 2, (800, 20))], axis=1)
+    x = (x + rng.normal(0, 0.05, x.shape)).astype(np.float32)
+    res = compare(((x[:600], y[:600]), (x[600:], y[600:])), latent_dim=2, methods=["pca", "lda"], out=tmp_path,
+                  threads=1)
+    by = {r["method"]: r for r in res.rows}
+    assert by["lda"]["uses_labels"] is True and by["pca"]["uses_labels"] is False
+    assert by["lda"]["recon_mse"] is None and by["pca"]["recon_mse"] is not None
+    assert by["lda"]["knn_acc"] > 0.9 > 0.5 > by["pca"]["knn_acc"]
+    assert res.embeddings["lda"][0].shape == (200, 2)
+    with open(tmp_path / "comparison.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert rows["lda"]["uses_labels"] == "yes" and rows["pca"]["uses_labels"] == "no" and rows["lda"]["recon_mse"] == ""
+    md = (tmp_path / "comparison.md").read_text()
+    assert "| uses labels |" in md and "LDA is supervised" in md
+
+
+def test_compare_lda_refuses_more_dimensions_than_classes_minus_one_and_unlabelled_data(tmp_path, capsys):
+    from hourglass import ConfigError
+    from hourglass.evaluate.compare import compare
+
+    assert run_cli("compare", "--methods", "pca,lda", "--latent-dim", 10, "--out", tmp_path) == 2
+    err = capsys.readouterr().err
+    assert "latent_dim 10 is more than classes - 1 = 9 (10 classes" in err and err.count("\n") == 1
+    assert not (tmp_path / "comparison.csv").exists()  # refused before anything was fitted
+    x = np.random.default_rng(0).random((100, 5)).astype(np.float32)
+    with pytest.raises(ConfigError, match="'lda' is supervised"):
+        compare(x, methods=["lda"])
+    assert compare(x, methods=["pca"], latent_dim=2).rows[0]["uses_labels"] is False
+
+
+def test_compare_figure_marks_supervised_methods_and_keeps_far_outliers_from_squashing_a_panel():
+    from hourglass.evaluate.compare import Comparison, embeddings_figure
+    from hourglass.report.figures import new_figure
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    bulk = rng.normal(size=(300, 2)) + y[:, None]
+    far = bulk.copy()
+    far[0] = (-500.0, 200.0)  # one test point LDA throws far away
+    rows = [{"method": "pca", "uses_labels": False, "knn_acc": 0.5, "evaluated_on": "test"},
+            {"method": "lda", "uses_labels": True, "knn_acc": 0.9, "evaluated_on": "test"}]
+    fig = new_figure((1, 1))
+    embeddings_figure(fig, Comparison(rows=rows, embeddings={"pca": (bulk, y), "lda": (far, y)}))
+    pca_ax, lda_ax = fig.axes[:2]
+    assert "(uses labels)" in lda_ax.get_title() and "1 point off the axes" in lda_ax.get_title()
+    assert "uses labels" not in pca_ax.get_title() and "off the axes" not in pca_ax.get_title()
+    assert lda_ax.get_xlim()[0] > -50  # the panel shows the bulk, not the outlier's range
+    assert fig.legends or any(ax.get_legend() for ax in fig.axes)
+
+
 def test_compare_cli_errors_are_one_line(tmp_path, capsys):
     assert run_cli("compare", "--methods", "pca,nope", "--out", tmp_path) == 2
     err = capsys.readouterr().err

@@ -138,18 +138,25 @@ def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
                         "without C; default: the class the run left out, if any)")
     e.add_argument("--iwae-samples", type=int, metavar="K", help="importance samples for the NLL (VAE-type models)")
 
-    cm = sub.add_parser("compare", help="PCA, kernel PCA, Isomap, LLE, t-SNE, UMAP and autoencoders side by side",
+    cm = sub.add_parser("compare", help="PCA, kernel PCA, LDA, Isomap, LLE, t-SNE, UMAP and autoencoders side by side",
                         description="Fit every method on the same scaled, flattened training data; write "
-                                    "comparison.csv, comparison.md and comparison.png into --out.")
+                                    "comparison.csv, comparison.md and comparison.png into --out. Every method "
+                                    "is unsupervised except lda, which is fitted with the training labels "
+                                    "(column 'uses labels').")
     cm.add_argument("--data", default="digits", help="data set name or file (default: digits)")
     cm.add_argument("--data-dir")
     cm.add_argument("--latent-dim", type=int, default=2, help="embedding size (default 2)")
     cm.add_argument("--methods", default="pca,kernel-pca,isomap,lle,tsne,umap,ae,vae",
-                    help="comma-separated: pca, kernel-pca, isomap, lle, tsne, umap, or any model with an encoder")
+                    help="comma-separated: pca, kernel-pca, lda, isomap, lle, tsne, umap, or any model with an "
+                         "encoder (default: %(default)s). lda is supervised (it uses the training labels), "
+                         "gives at most classes - 1 dimensions and has no inverse map, so it is not in the "
+                         "default list")
     cm.add_argument("--out", required=True, help="output directory")
     cm.add_argument("--epochs", type=int, default=30, help="training epochs of the autoencoders (default 30)")
     cm.add_argument("--max-train", type=int, help="use a random subset of this many training examples")
     cm.add_argument("--seed", type=int, default=0)
+    cm.add_argument("--threads", type=int, metavar="N",
+                    help="torch threads of the autoencoders and BLAS/OpenMP threads of the others (default: automatic)")
 
     cl = sub.add_parser("claims", help="check the lecture notes' claims about autoencoders: one page, a verdict each",
                         description="Run the experiment behind each claim (a control beside it, seeds, an "
@@ -551,7 +558,7 @@ def cmd_compare(args) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     result = compare(args.data, data_dir=args.data_dir, latent_dim=args.latent_dim, methods=methods, out=args.out,
-                     epochs=args.epochs, max_train=args.max_train, seed=args.seed, log=print)
+                     epochs=args.epochs, max_train=args.max_train, seed=args.seed, threads=args.threads, log=print)
     print(result.markdown)
     print(f"wrote comparison.csv, comparison.md and comparison.png to {args.out}")
     return 0
