@@ -9,11 +9,11 @@ compared with the memory hourglass may use: the machine's physical memory, or
 The model estimate is model-agnostic: the model is built on PyTorch's ``meta`` device, which records
 shapes and allocates nothing, so its parameter count is exact for every registered model. Activations
 are bounded from the layers found there, per example: every ``Linear`` layer's outputs, and for every
-``Conv2d`` layer its channels times the input's height and width (no layer in these networks works
-above the input's resolution), each counted three times (the layer, its activation, a pooling or
-upsampling); the input and the output count twice. Training needs the parameters four times (weights,
-gradients, two Adam moments) and the batch's activations twice (kept for the backward pass, and their
-gradients).
+``Conv2d`` or ``ConvTranspose2d`` layer its channels times the input's height and width (no layer in
+these networks works above the input's resolution), each counted three times (the layer, its
+activation, a pooling or upsampling); the input and the output count twice. Training needs the
+parameters four times (weights, gradients, two Adam moments) and the batch's activations twice (kept
+for the backward pass, and their gradients).
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def model_size(cls: type, cfg: Any, where: str = "") -> ModelSize:
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):
             values += 2 * m.out_features
-        elif isinstance(m, torch.nn.Conv2d):
+        elif isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
             values += 3 * m.out_channels * hw
     return ModelSize(params, values * BYTES_PER_VALUE, {k: tuple(v.shape) for k, v in state.items()})
 

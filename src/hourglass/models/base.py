@@ -5,7 +5,8 @@ The surface (the trainer, the CLI and the tests use nothing else):
 * ``decode(z, y=None) -> x_hat`` (in data space); autoencoders add ``encode(x, y=None) -> z`` and
   ``reconstruct(x, y=None)``;
 * ``configure_optimizers() -> {name: optimizer}``, stepped in that order each batch;
-* ``training_step(batch, phase) -> {"loss": tensor to minimise with optimizer ``phase``, **logs}``;
+* ``training_step(batch, phase) -> {"loss": tensor to minimise with optimizer ``phase``, **logs}``,
+  and ``after_step(phase)`` once that optimizer has stepped;
 * ``validation_step(batch) -> {"loss": ..., **logs}`` (the number early stopping watches);
 * ``metrics_batch(x, y) -> {name: per-example tensor}`` for evaluation;
 * generative models add ``sample(n, y=None)``.
@@ -166,6 +167,10 @@ class Generator(nn.Module):
 
     def training_step(self, batch: Batch, phase: str = "model") -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def after_step(self, phase: str) -> None:
+        """Called by the trainer right after optimizer ``phase`` has stepped (the GAN updates the moving
+        average of its generator's weights here)."""
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -159,7 +159,7 @@ class Encoder(nn.Module):
             feat_dim = math.prod(shape)
             self.head = mlp([feat_dim + extra_dim, *cfg.hidden, out_dim], cfg.activation, last_act)
         else:
-            c, h, w = _image_shape(shape)
+            c, h, w = image_shape(shape)
             layers: list[nn.Module] = []
             ch_in = c
             for ch in cfg.conv_channels:
@@ -212,7 +212,7 @@ class Decoder(nn.Module):
                 mlp([z_dim, *reversed(cfg.hidden), math.prod(shape)], cfg.activation), Unflatten(shape)
             )
         else:
-            c, h, w = _image_shape(shape)
+            c, h, w = image_shape(shape)
             chans = list(cfg.conv_channels)
             sizes = conv_sizes((h, w), len(chans))
             fh, fw = sizes[-1]
@@ -243,12 +243,12 @@ class Decoder(nn.Module):
 
 def conv_map_dim(cfg) -> int:
     """Size of the code when ``conv_code="map"``: channels x height x width of the last feature map."""
-    _, h, w = _image_shape(tuple(cfg.input_shape))
+    _, h, w = image_shape(tuple(cfg.input_shape))
     fh, fw = conv_sizes((h, w), len(cfg.conv_channels))[-1]
     return cfg.conv_channels[-1] * fh * fw
 
 
-def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
+def image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ConfigError(
             f"architecture 'conv' needs images of shape (C, H, W); this data has examples of shape {shape}"
@@ -258,13 +258,20 @@ def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 def init_weights(module: nn.Module, scheme: str) -> None:
     """``torch``: PyTorch's defaults (Kaiming-uniform). ``glorot``: Glorot-uniform weights and zero
-    biases, the Keras defaults, for like-for-like comparisons with Keras code."""
+    biases, the Keras defaults, for like-for-like comparisons with Keras code. ``dcgan``: weights
+    N(0, 0.02), zero biases and batch-norm scales N(1, 0.02), as in Radford et al. 2016 (DCGAN), Sec. 4."""
     if scheme == "torch":
         return
-    if scheme != "glorot":
-        raise ValueError(f"unknown init {scheme!r}; choose 'torch' or 'glorot'")
+    if scheme not in ("glorot", "dcgan"):
+        raise ValueError(f"unknown init {scheme!r}; choose 'torch', 'glorot' or 'dcgan'")
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.xavier_uniform_(m.weight)
+            if scheme == "glorot":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+        elif scheme == "dcgan" and isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)

@@ -36,7 +36,8 @@ class BaseConfig:
     weight_decay: float = option(0.0, "weight decay (L2; decoupled for adamw)")
     momentum: float = option(0.0, "momentum (sgd, rmsprop)")
     adam_eps: float = option(1e-8, "Adam's epsilon (Keras uses 1e-7)")
-    init: Literal["torch", "glorot"] = option("torch", "weight initialisation: PyTorch's or Keras' (glorot)")
+    init: Literal["torch", "glorot", "dcgan"] = option(
+        "torch", "weight initialisation: PyTorch's, Keras' (glorot), or DCGAN's N(0, 0.02) (dcgan)")
 
     def validate(self) -> None:
         if self.latent_dim < 1:

@@ -9,23 +9,46 @@ Each batch trains two phases, each with its own optimizer, in this order:
 
   "disc": L_D = BCE(D(x), 1 - s) + BCE(D(G(z)), 0)
               = -(1 - s) log D(x) - s log(1 - D(x)) - log(1 - D(G(z)))
-          with one-sided label smoothing s (``label_smoothing``, Salimans et al. 2016: only the real
-          targets are softened);
+          with one-sided label smoothing s (``label_smoothing``, Salimans et al. 2016, "Improved
+          Techniques for Training GANs": only the real targets are softened);
   "gen":  gen_loss="non_saturating" (default): L_G = BCE(D(G(z)), 1) = -log D(G(z)), whose gradient
           stays large while D still wins easily (Goodfellow et al. Sec. 3);
           gen_loss="minimax": L_G = -BCE(D(G(z)), 0) = log(1 - D(G(z))), the game's value as written.
 
-All losses are computed from logits (``binary_cross_entropy_with_logits``). Architectures come from
-the input shape, as for every model: an MLP, or for images a DCGAN-style pair (Radford et al. 2016)
-built from the library's blocks: ``blocks.Decoder`` is the generator (a dense layer to a small
-feature map, then conv + 2x upsampling back to the image) and ``blocks.Encoder`` with one output the
-discriminator (strided convs, leaky ReLU by default). ``spectral_norm`` divides each discriminator
-weight by its largest singular value (Miyato et al. 2018), bounding D's Lipschitz constant.
+All losses are computed from logits (``binary_cross_entropy_with_logits``).
+
+Architectures come from the input shape, as for every model: MLPs, or for images (``architecture=
+"conv"``) the DCGAN pair of Radford, Metz & Chintala 2016 ("Unsupervised Representation Learning with
+Deep Convolutional GANs"). The generator is a dense layer to the smallest feature map, then one 4x4
+stride-2 transposed convolution per level of ``conv_channels`` (read backwards), each doubling height
+and width (cropped to the size of that level, so 7 -> 14 -> 28 and odd sizes come out exact), with
+batch normalisation and ReLU between them (``batch_norm``); the last one makes the image's channels.
+The discriminator is 4x4 stride-2 convolutions with leaky ReLU (``disc_activation``), batch
+normalisation after all but the first (``disc_batch_norm``, as in DCGAN), and a dense layer to the
+logit. ``spectral_norm`` divides each discriminator weight by its largest singular value instead
+(Miyato et al. 2018, "Spectral Normalization for GANs"), bounding D's Lipschitz constant.
+``init="dcgan"`` draws the weights from N(0, 0.02) as DCGAN does; ``adam_beta1`` is DCGAN's 0.5.
+
+Two further tools, off by default:
+
+* ``ema_decay`` b > 0: ``sample`` and ``decode`` use an exponential moving average of the generator's
+  weights, G_ema <- b_t G_ema + (1 - b_t) G after every generator step (Yazici et al. 2019, "The
+  Unusual Effectiveness of Averaging in GAN Training"), its batch-norm statistics averaged alike
+  (``torch.optim.swa_utils.AveragedModel``). b_t = min(b, (1 + t) / (10 + t)) after t updates, the
+  warm-up of TensorFlow's ``ExponentialMovingAverage``, so a short run is not averaged with its
+  random initial weights. Training (both phases) uses the live generator.
+* ``categories`` K > 0: InfoGAN's categorical code (Chen et al. 2016, "InfoGAN: Interpretable
+  Representation Learning by Information Maximizing GANs"). G takes z and a one-hot c drawn
+  uniformly from K categories; D has K more outputs, Q(c|x), and both phases add
+  lambda * CE(Q(c | G(z, c)), c) (``info_weight`` lambda), the negative of the variational lower bound
+  on the mutual information I(c; G(z, c)) less H(c). G is pushed to make c recognisable from its
+  output, so its latent space falls into K discrete parts: on data made of separate kinds (the ten
+  digits) it spends fewer samples between the kinds. No labels are used; ``sample`` draws c uniformly.
 
 The generator's output is in data space like any decoder's: a sigmoid for ``recon_loss="bce"``
 (data in [0, 1]), the identity for ``"mse"`` (real-valued data). A GAN has no encoder: it is a
 :class:`~hourglass.models.base.Generator`, not an ``Autoencoder``, so it has ``decode`` and ``sample``
-but no ``encode`` or ``reconstruct``.
+but no ``encode`` or ``reconstruct``; ``decode`` takes z followed by the one-hot code when K > 0.
 """
 
 from __future__ import annotations
@@ -37,15 +60,17 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from ..config import ConfigError, option
 from ..registry import register_model, register_preset
 from .base import Activation, BaseConfig, Batch, Generator, make_optimizer
-from .blocks import ACTIVATIONS, Decoder, Encoder
+from .blocks import ACTIVATIONS, Crop, Decoder, Encoder, Flatten, Unflatten, activation, conv_sizes, image_shape
 
 
 @dataclass
 class GANConfig(BaseConfig):
+    latent_dim: int = option(16, "size of the noise z ~ N(0, I) the generator draws (InfoGAN's code comes on top)")
     gen_loss: Literal["non_saturating", "minimax"] = option(
         "non_saturating", "generator loss: -log D(G(z)) (non_saturating) or log(1 - D(G(z))) (minimax)"
     )
@@ -54,9 +79,17 @@ class GANConfig(BaseConfig):
     )
     spectral_norm: bool = option(False, "spectral normalisation of every discriminator layer")
     batch_norm: bool = option(True, "batch normalisation after each hidden generator layer (DCGAN)")
+    disc_batch_norm: bool = option(
+        False, "batch normalisation after each discriminator convolution but the first (DCGAN; conv only)")
     disc_activation: Activation = option("leaky_relu", "discriminator hidden activation (leaky ReLU as in DCGAN)")
     disc_lr: float | None = option(None, "discriminator learning rate (None: lr)")
     adam_beta1: float = option(0.5, "Adam's beta1 for both networks (0.5 as in DCGAN; 0.9 is Adam's default)")
+    ema_decay: float = option(
+        0.0, "sample from a moving average of the generator's weights with this decay (0: off; 0.999 typical)")
+    categories: int = option(
+        0, "InfoGAN categorical code: the generator also takes one of this many categories, drawn uniformly, "
+           "and must make it recognisable (0: off)")
+    info_weight: float = option(1.0, "weight of the categorical code's mutual-information term (InfoGAN: 1)")
 
     def validate(self) -> None:
         super().validate()
@@ -68,6 +101,26 @@ class GANConfig(BaseConfig):
             raise ConfigError(f"config key 'adam_beta1': must be in [0, 1), got {self.adam_beta1}")
         if self.conv_code != "dense":
             raise ConfigError(f"config key 'conv_code': a GAN needs conv_code='dense', got {self.conv_code!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"config key 'ema_decay': must be in [0, 1), got {self.ema_decay}")
+        if self.categories < 0 or self.categories == 1:
+            raise ConfigError(f"config key 'categories': 0 (off) or at least 2, got {self.categories}")
+        if not self.info_weight >= 0:
+            raise ConfigError(f"config key 'info_weight': must be >= 0, got {self.info_weight}")
+        if self.architecture == "conv":
+            if self.conv_downsample != "stride":
+                raise ConfigError(f"config key 'conv_downsample': the conv GAN downsamples with stride-2 "
+                                  f"convolutions (DCGAN), got {self.conv_downsample!r}")
+            if len(self.input_shape) == 3:
+                # each 4x4 stride-2 convolution (padding 1) takes h to h // 2 and needs h >= 2
+                h = min(self.input_shape[1:])
+                for level in range(1, len(self.conv_channels) + 1):
+                    if h < 2:
+                        raise ConfigError(
+                            f"config key 'conv_channels': {len(self.conv_channels)} levels of stride-2 convolutions "
+                            f"shrink {self.input_shape[1]}x{self.input_shape[2]} images below 2 pixels at level "
+                            f"{level}; use fewer levels")
+                    h //= 2
 
 
 _ACTIVATION_TYPES = tuple({type(make()) for make in ACTIVATIONS.values()} - {nn.Identity})
@@ -97,47 +150,138 @@ def _spectral_normalise(module: nn.Module) -> None:
             _spectral_normalise(child)
 
 
+class ConvGenerator(nn.Module):
+    """DCGAN generator: (N, in_dim) -> (N, C, H, W) raw outputs (see the module docstring)."""
+
+    def __init__(self, cfg: GANConfig, in_dim: int):
+        super().__init__()
+        c, h, w = image_shape(tuple(cfg.input_shape))
+        chans = list(cfg.conv_channels)
+        sizes = conv_sizes((h, w), len(chans))  # 28 -> 14 -> 7: the levels, largest first
+        fh, fw = sizes[-1]
+        norm = cfg.batch_norm
+        layers: list[nn.Module] = [nn.Linear(in_dim, chans[-1] * fh * fw)]
+        layers += [nn.BatchNorm1d(chans[-1] * fh * fw)] if norm else []
+        layers += [activation(cfg.activation), Unflatten((chans[-1], fh, fw))]
+        for level in range(len(chans) - 1, -1, -1):
+            out = chans[level - 1] if level else c
+            # 4x4, stride 2, padding 1: exactly twice the size, then cropped to the level's own size
+            layers += [nn.ConvTranspose2d(chans[level], out, 4, stride=2, padding=1), Crop(*sizes[level])]
+            if level:
+                layers += ([nn.BatchNorm2d(out)] if norm else []) + [activation(cfg.activation)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class ConvDiscriminator(nn.Module):
+    """DCGAN discriminator: (N, C, H, W) -> (N, out_dim) logits (see the module docstring)."""
+
+    def __init__(self, cfg: GANConfig, out_dim: int):
+        super().__init__()
+        c, h, w = image_shape(tuple(cfg.input_shape))
+        layers: list[nn.Module] = []
+        ch_in = c
+        for i, ch in enumerate(cfg.conv_channels):  # GANConfig.validate checks every level keeps >= 1 pixel
+            layers.append(nn.Conv2d(ch_in, ch, 4, stride=2, padding=1))  # (h + 2 - 4) // 2 + 1 = h // 2
+            h, w = h // 2, w // 2
+            if i and cfg.disc_batch_norm:
+                layers.append(nn.BatchNorm2d(ch))
+            layers.append(activation(cfg.disc_activation))
+            ch_in = ch
+        self.net = nn.Sequential(*layers, Flatten(), nn.Linear(ch_in * h * w, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _ema_update(decay: float):
+    """AveragedModel's ``multi_avg_fn``: ema <- b_t ema + (1 - b_t) current, b_t = min(b, (1 + t) / (10 + t))
+    after t updates (integer buffers, batch norm's step count, are copied)."""
+
+    @torch.no_grad()
+    def update(ema: list[torch.Tensor], current: list[torch.Tensor], updates: torch.Tensor) -> None:
+        t = float(updates)
+        b = min(decay, (1.0 + t) / (10.0 + t))
+        if torch.is_floating_point(ema[0]):
+            torch._foreach_lerp_(ema, current, 1.0 - b)
+        else:
+            torch._foreach_copy_(ema, current)
+
+    return update
+
+
 @register_model("gan")
 class GAN(Generator):
-    """GAN: generator (the library's decoder) vs discriminator (its encoder with one output)."""
+    """GAN: generator vs discriminator (MLPs, or the DCGAN pair for images)."""
 
     config_cls = GANConfig
     summary = "generative adversarial network: generator vs discriminator, BCE from logits; sample(n), no encoder"
 
     def __init__(self, config: GANConfig):
         super().__init__(config)
-        self.generator = Decoder(config, config.latent_dim)
-        if config.batch_norm:
-            # Without it the generator's sigmoid outputs drift into saturation (all black on MNIST)
-            # while the discriminator wins; DCGAN normalises every hidden generator layer.
-            self.generator.net = _batch_normalise(self.generator.net)
-        disc_cfg = dataclasses.replace(config, activation=config.disc_activation)
-        self.discriminator = Encoder(disc_cfg, 1)
+        k = config.categories
+        conv = config.architecture == "conv"
+        if conv:
+            self.generator: nn.Module = ConvGenerator(config, config.latent_dim + k)
+        else:
+            self.generator = Decoder(config, config.latent_dim + k)
+            if config.batch_norm:
+                # Without it the generator's sigmoid outputs drift into saturation (all black on MNIST)
+                # while the discriminator wins; DCGAN normalises every hidden generator layer.
+                self.generator.net = _batch_normalise(self.generator.net)
+        if conv:
+            self.discriminator: nn.Module = ConvDiscriminator(config, 1 + k)
+        else:
+            self.discriminator = Encoder(dataclasses.replace(config, activation=config.disc_activation), 1 + k)
         self._init()
         if config.spectral_norm:
             _spectral_normalise(self.discriminator)
+        self.generator_ema: AveragedModel | None = None
+        if config.ema_decay > 0:
+            self.generator_ema = AveragedModel(self.generator, multi_avg_fn=_ema_update(config.ema_decay),
+                                               use_buffers=True)
+            self.generator_ema.requires_grad_(False)
 
     # -- surface -------------------------------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        """The generator's input width: ``config.latent_dim`` noise values, then the one-hot code."""
+        return self.config.latent_dim + self.config.categories
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator ``decode`` and ``sample`` use: the moving average when ``ema_decay`` > 0."""
+        return self.generator_ema.module if self.generator_ema is not None else self.generator
+
     def decode_raw(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.generator(z)
+        return self.sampler(z)
 
     def noise(self, n: int) -> torch.Tensor:
-        """z ~ N(0, I), drawn from torch's global generator (seeded by the trainer)."""
-        return torch.randn(n, self.latent_dim, device=self.device)
+        """(z, one-hot c): z ~ N(0, I) and c uniform over the categories, from torch's global generator
+        (seeded by the trainer)."""
+        z = torch.randn(n, self.config.latent_dim, device=self.device)
+        k = self.config.categories
+        if not k:
+            return z
+        c = torch.randint(0, k, (n,), device=self.device)
+        return torch.cat([z, F.one_hot(c, k).to(z.dtype)], 1)
 
     def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """n draws G(z); batch norm uses its running statistics (so n=1 works, even mid-training)."""
-        was_training = self.generator.training
-        self.generator.eval()
+        g = self.sampler
+        was_training = g.training
+        g.eval()
         try:
             with torch.no_grad():
                 return self.decode(self.noise(n))
         finally:
-            self.generator.train(was_training)
+            g.train(was_training)
 
     def critic(self, x: torch.Tensor) -> torch.Tensor:
         """Discriminator logits (N,) for data-space inputs x."""
-        return self.discriminator(x).squeeze(1)
+        return self.discriminator(x)[:, 0]
 
     # -- the two phases --------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -150,38 +294,70 @@ class GAN(Generator):
                     group["betas"] = (c.adam_beta1, group["betas"][1])
         return opts
 
-    def disc_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per-batch L_D and the logits on real and fake inputs."""
+    def after_step(self, phase: str) -> None:
+        if phase == "gen" and self.generator_ema is not None:
+            self.generator_ema.update_parameters(self.generator)
+
+    def _fake(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n samples of the live generator (in training mode) and the noise they came from."""
+        z = self.noise(n)
+        return self.output(self.generator(z)), z
+
+    def _code_ce(self, out: torch.Tensor, z: torch.Tensor) -> torch.Tensor | None:
+        """InfoGAN: CE(Q(c|x), c) from D's outputs ``out`` on G(z, c); None without a code."""
+        if not self.config.categories:
+            return None
+        return F.cross_entropy(out[:, 1:], z[:, self.config.latent_dim:].argmax(1))
+
+    def disc_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Per-batch L_D (with the code's term), the logits on real and fake inputs, and the code's CE."""
         with torch.no_grad():  # D's phase: G is fixed, no graph through it
-            fake_x = self.decode(self.noise(len(x)))
-        real, fake = self.critic(x), self.critic(fake_x)
+            fake_x, z = self._fake(len(x))
+        real, out = self.critic(x), self.discriminator(fake_x)
+        fake = out[:, 0]
         target = torch.full_like(real, 1.0 - self.config.label_smoothing)
-        # L_D = -(1 - s) log D(x) - s log(1 - D(x)) - log(1 - D(G(z)))
+        # L_D = -(1 - s) log D(x) - s log(1 - D(x)) - log(1 - D(G(z)))  [+ lambda CE(Q(c|G(z, c)), c)]
         loss = F.binary_cross_entropy_with_logits(real, target) + F.binary_cross_entropy_with_logits(
             fake, torch.zeros_like(fake))
-        return loss, real, fake
+        ce = self._code_ce(out, z)
+        if ce is not None:
+            loss = loss + self.config.info_weight * ce
+        return loss, real, fake, ce
 
-    def gen_loss(self, n: int) -> torch.Tensor:
-        fake = self.critic(self.decode(self.noise(n)))
+    def gen_loss(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """L_G (with the code's term) and the code's CE."""
+        fake_x, z = self._fake(n)
+        out = self.discriminator(fake_x)
+        fake = out[:, 0]
         if self.config.gen_loss == "non_saturating":
-            return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # -log D(G(z))
-        return -F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))  # log(1 - D(G(z)))
+            loss = F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))  # -log D(G(z))
+        else:
+            loss = -F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake))  # log(1 - D(G(z)))
+        ce = self._code_ce(out, z)
+        if ce is not None:
+            loss = loss + self.config.info_weight * ce
+        return loss, ce
 
     def training_step(self, batch: Batch, phase: str = "disc") -> dict[str, torch.Tensor]:
         x, _ = batch
         if phase == "disc":
-            loss, real, fake = self.disc_loss(x)
-            return {"loss": loss, "d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(fake).mean()}
-        if phase == "gen":
-            return {"loss": self.gen_loss(len(x))}
-        raise ValueError(f"gan has phases 'disc', 'gen'; got phase {phase!r}")
+            loss, real, fake, ce = self.disc_loss(x)
+            out = {"loss": loss, "d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(fake).mean()}
+        elif phase == "gen":
+            loss, ce = self.gen_loss(len(x))
+            out = {"loss": loss}
+        else:
+            raise ValueError(f"gan has phases 'disc', 'gen'; got phase {phase!r}")
+        if ce is not None:
+            out["code_ce"] = ce.detach()  # log K when the code cannot be read back from G's output, 0 at best
+        return out
 
     @torch.no_grad()
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The discriminator's loss on held-out data against fresh fakes (log 4 = 1.386 at equilibrium)."""
         x, _ = batch
-        loss, real, fake = self.disc_loss(x)
-        return {"loss": loss, "gen": self.gen_loss(len(x)), "d_real": torch.sigmoid(real).mean(),
+        loss, real, fake, _ = self.disc_loss(x)
+        return {"loss": loss, "gen": self.gen_loss(len(x))[0], "d_real": torch.sigmoid(real).mean(),
                 "d_fake": torch.sigmoid(fake).mean()}
 
     @torch.no_grad()
@@ -199,11 +375,14 @@ class GAN(Generator):
 register_preset(
     "gan-mnist",
     "gan",
-    "DCGAN-style pair for 28x28 digits (conv 32-64, 64-D noise, lr 2e-4, label smoothing 0.1)",
-    train={"epochs": 25, "batch_size": 64},
+    "DCGAN pair for 28x28 digits with a 10-way InfoGAN code and an EMA generator: readable digits of every class",
+    train={"epochs": 45, "batch_size": 64},
     architecture="conv",
     conv_channels=(32, 64),
     latent_dim=64,
-    lr=2e-4,
-    label_smoothing=0.1,
+    lr=1e-3,
+    init="dcgan",
+    disc_batch_norm=True,
+    ema_decay=0.999,
+    categories=10,
 )

@@ -2,9 +2,10 @@
 
 The model declares its optimizers (``configure_optimizers() -> {name: optimizer}``) and, for each
 batch and each optimizer in that order, returns the loss to minimise from
-``training_step(batch, phase=name)``. A plain model has one phase; an adversarial one has several
-(reconstruction, discriminator, generator) and gets a fresh forward pass for each, so every phase
-sees the parameters the phase before it has just updated. ``active_phases(epoch)`` lets greedy
+``training_step(batch, phase=name)``; ``after_step(name)`` follows that optimizer's step (where a
+model may update a moving average of its weights). A plain model has one phase; an adversarial one has
+several (reconstruction, discriminator, generator) and gets a fresh forward pass for each, so every
+phase sees the parameters the phase before it has just updated. ``active_phases(epoch)`` lets greedy
 schedules (layer-wise pretraining) train some optimizers in some epochs only.
 
 Data come as a batch source (:mod:`hourglass.data.batches`): by default the whole data set as one
@@ -304,6 +305,7 @@ class Trainer:
         else:
             scaler.step(opt)  # skipped when a gradient overflowed; the scale then shrinks
             scaler.update()
+        self.model.after_step(phase)
         # Logged values in float32 whatever the precision: the epoch's sums accumulate them.
         return {k: v.detach().float() for k, v in out.items()}
 
