@@ -1,0 +1,137 @@
+"""What several claims of the classic family (claims 2-6) share: training a network built in the claim
+(a changed loss, a chosen initialisation) through hourglass's own trainer, reconstruction errors in
+both likelihoods, how far codes move when the input is perturbed, and mean-and-spread summaries."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+
+def fit_module(ctx, net, x: np.ndarray, *, seed: int, epochs: int, batch_size: int = 64,
+               each_epoch: Callable[[Any], None] | None = None) -> list[dict[str, Any]]:
+    """Train the model instance ``net`` on all of ``x`` with :class:`~hourglass.training.trainer.Trainer`
+    (the loop ``hourglass.train`` uses: same shuffling, seeding, phases), for claims that change what a
+    config cannot (the loss itself, the initial weights). ``each_epoch(net)`` runs after every epoch
+    (in eval mode, without gradients): learning curves. Returns the trainer's history."""
+    import torch
+
+    from ..options import TrainConfig
+    from ..training.callbacks import Callback
+    from ..training.trainer import Trainer
+
+    class _EachEpoch(Callback):
+        def on_epoch_end(self, trainer, record):
+            net.eval()
+            with torch.no_grad():
+                each_epoch(net)
+            net.train()
+
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, threads=ctx.threads, progress=False)
+    trainer = Trainer(net, config, [_EachEpoch()] if each_epoch is not None else [])
+    return trainer.fit(torch.as_tensor(np.ascontiguousarray(x, dtype=np.float32)))
+
+
+def pixel_mse(net, x) -> float:
+    """Mean squared error of a model's reconstructions of the tensor ``x`` (a learning-curve point)."""
+    return float(((net.reconstruct(x) - x) ** 2).mean())
+
+
+def recon_errors(p: np.ndarray, x: np.ndarray) -> dict[str, float]:
+    """Mean per-pixel squared error and binary cross-entropy of reconstructions ``p`` (in [0, 1]) of
+    ``x``: each is the other likelihood's loss, so neither model is judged only by its own."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    x = np.asarray(x, dtype=np.float64)
+    return {"pixel MSE": float(((p - x) ** 2).mean()),
+            "pixel BCE": float(-(x * np.log(p) + (1 - x) * np.log(1 - p)).mean())}
+
+
+def code_shift(encode: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma: float, seed: int = 0,
+               clip: bool = True) -> float:
+    """How far the codes move when ``x`` gets Gaussian noise of std ``sigma``, relative to how far apart
+    the codes of different inputs are:
+
+        sqrt(mean_n ||f(x_n + eps_n) - f(x_n)||^2) / sqrt(mean_n ||f(x_n) - mean_m f(x_m)||^2)
+
+    Scale-free, so a model cannot look robust by shrinking all its codes. ``clip``: the noisy images are
+    clipped to [0, 1], as corrupted images are (the DAE's own noise); without it the perturbation is
+    purely additive (a finite-difference look at the encoder's Jacobian)."""
+    x = np.asarray(x, dtype=np.float32)
+    noisy = x + sigma * np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)
+    if clip:
+        noisy = np.clip(noisy, 0.0, 1.0)
+    z, zn = _flat(encode(x)), _flat(encode(noisy))
+    spread = np.sqrt(((z - z.mean(0)) ** 2).sum(1).mean())
+    return float(np.sqrt(((zn - z) ** 2).sum(1).mean()) / max(spread, 1e-12))
+
+
+@contextlib.contextmanager
+def threads_held(ctx) -> Iterator[None]:
+    """torch's intra-op pool and scikit-learn's BLAS and OpenMP pools held to ``ctx.threads`` for the
+    whole experiment, not only while the trainer runs (it sets torch's threads for a fit and restores
+    them after). Left at their defaults, their threads spin-wait for work on a loaded machine: a batch of
+    500 SVDs took 57 CPU-seconds with torch's default 2 threads instead of 2.7 with one, and a linear probe
+    on 4,000 codes 8 CPU-seconds instead of 0.1."""
+    if ctx.threads is None:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(ctx.threads)
+    try:
+        with threadpool_limits(ctx.threads):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def holding_threads(check: Callable) -> Callable:
+    """Decorator for a claim's experiment: it runs under :func:`threads_held`."""
+
+    @functools.wraps(check)
+    def held(ctx):
+        with threads_held(ctx):
+            return check(ctx)
+
+    return held
+
+
+def code_scores(ctx, z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray,
+                y_test: np.ndarray) -> dict[str, float]:
+    """:func:`hourglass.evaluate.codes.code_metrics` (kNN and linear-probe accuracy, fitted on the training
+    codes, scored on the test codes) under :func:`threads_held`."""
+    from ..evaluate.codes import code_metrics
+
+    with threads_held(ctx):
+        return code_metrics(z_train, y_train, z_test, y_test)
+
+
+def _flat(z: np.ndarray) -> np.ndarray:
+    z = np.asarray(z, dtype=np.float64)
+    return z.reshape(len(z), -1)
+
+
+def plot_band(ax, xs: Sequence[float], per_seed: Sequence[Sequence[float]], style: str, colour: str,
+              label: str) -> None:
+    """One curve per seed drawn as their mean, with the band from their minimum to their maximum."""
+    c = np.asarray(per_seed, dtype=np.float64)
+    ax.plot(xs, c.mean(0), style, color=colour, label=label)
+    if len(c) > 1:
+        ax.fill_between(xs, c.min(0), c.max(0), color=colour, alpha=0.15)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and (population) standard deviation over seeds; std 0 for one seed."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std())
+
+
+def pm(values: Sequence[float], digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
+    """``values`` over seeds as "mean ± std" (just the value for one seed), scaled and with a unit."""
+    m, s = mean_std([scale * v for v in values])
+    return f"{m:.{digits}f}{unit}" if len(values) == 1 else f"{m:.{digits}f} ± {s:.{digits}f}{unit}"
