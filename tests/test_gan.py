@@ -80,6 +80,19 @@ def test_samples_come_from_the_moving_average_not_the_live_generator():
     assert gan.generator_ema.module.training  # sample() puts back the mode it found
 
 
+def test_sample_temperature_narrows_the_noise_of_samples_only():
+    gan = small_model("gan", sample_temperature=0.5, categories=2)
+    gan.eval()
+    torch.manual_seed(4)
+    s = gan.sample(6)
+    torch.manual_seed(4)
+    z = gan.noise(6)
+    z[:, :3] *= 0.5  # the noise, not the one-hot code
+    torch.testing.assert_close(s, gan.decode(z))
+    torch.manual_seed(4)
+    torch.testing.assert_close(gan.noise(6), torch.cat([z[:, :3] / 0.5, z[:, 3:]], 1))  # training: N(0, I)
+
+
 def test_without_ema_samples_come_from_the_generator():
     gan = small_model("gan")
     assert gan.generator_ema is None and gan.sampler is gan.generator
@@ -145,6 +158,7 @@ def test_infogan_code_is_one_hot_and_read_back_by_the_discriminator():
     ("categories", 1, "'categories': 0 \\(off\\) or at least 2"),
     ("categories", -2, "'categories': 0 \\(off\\) or at least 2"),
     ("info_weight", -1.0, "'info_weight': must be >= 0"),
+    ("sample_temperature", 0.0, "'sample_temperature': must be in \\(0, 10\\]"),
     ("label_smoothing", 1.0, "'label_smoothing'"),
     ("disc_lr", 0.0, "'disc_lr': must be > 0"),
     ("adam_beta1", 1.0, "'adam_beta1'"),
