@@ -6,7 +6,7 @@ needs (the data manifold's), and contracts every other one. The stochastic varia
 :mod:`hourglass.models.contractive` replaces the Jacobian by (1/sigma^2) ||f(x + eps) - f(x)||^2.
 
 Both against the plain autoencoder of the same architecture (the classic one-layer sigmoid encoder,
-where ||J||_F^2 has a closed form), on the test images:
+where ‖J‖_F^2 has a closed form), on the test images:
 
 * ||J(x)||_F (exact, torch.func) relative to the spread of the codes, sqrt(mean ||z - mean z||^2): a
   model cannot look contractive by shrinking all its codes;
@@ -26,12 +26,12 @@ from .base import Context, Finding, claim
 from .common import code_scores, code_shift, holding_threads, mean_std, pm, recon_errors
 
 SIGMA = 0.05  # std of the small perturbation (pixels in [0, 1]), not clipped: a finite-difference look at J
-CONTRACTS = 0.8  # "insensitive": relative ||J||_F at most 80% of the plain autoencoder's, every seed
+CONTRACTS = 0.8  # "insensitive": relative ‖J‖_F at most 80% of the plain autoencoder's, every seed
 N_JACOBIAN = 500  # test images whose exact Jacobian is computed
 
 
 @claim(6, "A contractive autoencoder's codes are insensitive to small input changes",
-       """A contractive autoencoder (a penalty lambda ||dz/dx||_F^2 on the encoder's Jacobian) learns codes that
+       """A contractive autoencoder (a penalty lambda ‖dz/dx‖_F^2 on the encoder's Jacobian) learns codes that
        are insensitive to small changes of the input: it contracts every direction except those along the data
        manifold.""")
 @holding_threads
@@ -76,7 +76,7 @@ def check(ctx: Context) -> Finding:
         # how much more the code follows a step along the manifold than a step in a random direction
         follow = lambda u: float((jac @ u.unsqueeze(2)).squeeze(2).norm(dim=1).mean())  # noqa: E731
         scores = code_scores(ctx, run.encode(x), y, z, y_test)
-        return {"model": name, "seed": seed, "relative ||J||_F": frob / spread, "||J||_F": frob,
+        return {"model": name, "seed": seed, "relative ‖J‖_F": frob / spread, "‖J‖_F": frob,
                 "code spread": spread, f"code shift σ={SIGMA}": code_shift(run.encode, x_test, SIGMA, seed, clip=False),
                 "along-manifold / random sensitivity": follow(along) / follow(random),
                 **recon_errors(run.reconstruct(x_test), x_test), "kNN": scores["knn_acc"],
@@ -98,7 +98,7 @@ def check(ctx: Context) -> Finding:
     def values(name: str, key: str) -> np.ndarray:
         return np.array([r[key] for r in rows if r["model"] == name])
 
-    ratio = {n: values(n, "relative ||J||_F") / values("AE", "relative ||J||_F") for n in arms if n != "AE"}
+    ratio = {n: values(n, "relative ‖J‖_F") / values("AE", "relative ‖J‖_F") for n in arms if n != "AE"}
     shift = {n: values(n, f"code shift σ={SIGMA}") / values("AE", f"code shift σ={SIGMA}") for n in arms if n != "AE"}
     cost = {n: values(n, "pixel MSE") / values("AE", "pixel MSE") - 1 for n in arms if n != "AE"}
     anisotropy = "along-manifold / random sensitivity"
@@ -112,7 +112,7 @@ def check(ctx: Context) -> Finding:
         verdict = "holds with a caveat"
         parts = []
         if not contracts[stochastic]:
-            parts.append(f"the stochastic variant does not contract as much in every seed (relative ||J||_F "
+            parts.append(f"the stochastic variant does not contract as much in every seed (relative ‖J‖_F "
                          f"{pm(ratio[stochastic], 2)} of the plain autoencoder's)")
         if not keeps_manifold:
             parts.append(f"the contraction is not selective: a step towards the nearest training image moves the "
@@ -136,24 +136,24 @@ def check(ctx: Context) -> Finding:
     ax.set_title(f"Jacobian spectrum ({n_jac} test images)")
     ax.legend(fontsize=8)
     ax = fig.add_subplot(1, 3, 2)
-    keys = ["relative ||J||_F", f"code shift σ={SIGMA}", anisotropy]
+    keys = ["relative ‖J‖_F", f"code shift σ={SIGMA}", anisotropy]
     pos = np.arange(len(keys))
     for i, name in enumerate(arms):
         stats = [mean_std(values(name, k) / values("AE", k)) for k in keys]
         ax.bar(pos + (i - 1) * 0.27, [m for m, _ in stats], 0.27, yerr=[s for _, s in stats], color=colours[name],
                label=name, capsize=3)
     ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set_xticks(pos, ["||dz/dx||_F\n/ code spread", f"code change under\nnoise σ={SIGMA}\n/ code spread",
+    ax.set_xticks(pos, ["‖dz/dx‖_F\n/ code spread", f"code change under\nnoise σ={SIGMA}\n/ code spread",
                         "along-manifold /\nrandom step\nsensitivity"])
     ax.set_ylabel("relative to the plain autoencoder")
     ax.set_title("the codes' sensitivity, relative to the AE's")
     ax.legend(fontsize=8)
     ax = fig.add_subplot(1, 3, 3)
-    ax.plot([r["relative ||J||_F"] for r in trade], [r["pixel MSE"] for r in trade], "o-", color="tab:red")
+    ax.plot([r["relative ‖J‖_F"] for r in trade], [r["pixel MSE"] for r in trade], "o-", color="tab:red")
     for r in trade:
-        ax.annotate(r["model"], (r["relative ||J||_F"], r["pixel MSE"]), fontsize=8, xytext=(4, 4),
+        ax.annotate(r["model"], (r["relative ‖J‖_F"], r["pixel MSE"]), fontsize=8, xytext=(4, 4),
                     textcoords="offset points")
-    ax.set_xlabel("relative ||dz/dx||_F on test images")
+    ax.set_xlabel("relative ‖dz/dx‖_F on test images")
     ax.set_ylabel("test pixel MSE")
     ax.set_title(f"the price of contraction (seed {s0})")
     ax.margins(x=0.2, y=0.15)
@@ -172,7 +172,7 @@ def check(ctx: Context) -> Finding:
             "price: reconstruction "
             "error, kNN and linear-probe accuracy of the codes."),
         result=(
-            "Relative ||dz/dx||_F: " + ", ".join(f"{n} {pm(values(n, 'relative ||J||_F'), 2)}" for n in arms)
+            "Relative ‖dz/dx‖_F: " + ", ".join(f"{n} {pm(values(n, 'relative ‖J‖_F'), 2)}" for n in arms)
             + " (" + ", ".join(f"{n} {pm(ratio[n], 2)} of the AE's" for n in ratio) + f"). Code change under noise "
             f"σ={SIGMA}, relative to the spread: " + ", ".join(f"{n} {pm(values(n, f'code shift σ={SIGMA}'), 3)}"
                                                               for n in arms)
@@ -182,12 +182,12 @@ def check(ctx: Context) -> Finding:
             + " (" + ", ".join(f"{n} {pm(100 * cost[n], 0, unit='%')}" for n in cost) + "); kNN "
             + ", ".join(f"{n} {pm(values(n, 'kNN'), 1, 100, '%')}" for n in arms) + "; linear probe "
             + ", ".join(f"{n} {pm(values(n, 'probe'), 1, 100, '%')}" for n in arms) + ". Over λ (seed "
-            f"{s0}): " + ", ".join(f"{r['model']}: relative ||J||_F {r['relative ||J||_F']:.2f}, pixel MSE "
+            f"{s0}): " + ", ".join(f"{r['model']}: relative ‖J‖_F {r['relative ‖J‖_F']:.2f}, pixel MSE "
                                    f"{r['pixel MSE']:.4f}" for r in trade) + "."),
         figure=fig, seeds=ctx.seeds, table=rows,
-        numbers={f"relative ||J||_F, {analytic} / AE": float(ratio[analytic].mean()),
+        numbers={f"relative ‖J‖_F, {analytic} / AE": float(ratio[analytic].mean()),
                  f"code shift, {analytic} / AE": float(shift[analytic].mean()),
                  f"pixel MSE cost, {analytic} (%)": float(100 * cost[analytic].mean()),
-                 f"relative ||J||_F, {stochastic} / AE": float(ratio[stochastic].mean()),
+                 f"relative ‖J‖_F, {stochastic} / AE": float(ratio[stochastic].mean()),
                  f"along-manifold / random sensitivity, {analytic} / AE": float(selective[analytic].mean())},
         caveat=caveat)
