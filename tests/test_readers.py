@@ -139,6 +139,13 @@ def _idx_prefix(draw_code, dims):
     return struct.pack(">HBB", 0, draw_code, len(dims)) + b"".join(struct.pack(">I", d) for d in dims)
 
 
+def test_an_empty_idx_array_with_absurd_dimensions_is_a_data_error(tmp_path):
+    p = tmp_path / "empty-absurd-idx"  # found by the property below: numpy cannot shape it
+    p.write_bytes(_idx_prefix(8, [0, 26131, 18784059, 18790756]))
+    with pytest.raises(DataError, match="too large to be real"):
+        read_idx(p)
+
+
 @FUZZ
 @given(data=st.binary(max_size=600),
        prefix=st.one_of(st.just(b""), st.builds(_idx_prefix, st.sampled_from([8, 9, 11, 12, 13, 14]),

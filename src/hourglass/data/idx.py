@@ -111,6 +111,9 @@ def _read(stream: _Stream, path: Path) -> np.ndarray:
     expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow on absurd headers
     if expected > MAX_BYTES:
         raise DataError(f"{path}: header declares dimensions {dims} ({human_bytes(expected)}), too large to be real")
+    # an empty array whose other dimensions are absurd: numpy cannot even shape it ("array is too big")
+    if math.prod(max(d, 1) for d in dims) * dtype.itemsize > MAX_BYTES:
+        raise DataError(f"{path}: header declares dimensions {dims}, too large to be real")
     if not stream.gzip:
         found = stream.size - 4 - 4 * ndim
         if found != expected:
