@@ -14,6 +14,7 @@ budgets and one seed, whose verdicts are indicative only.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -21,7 +22,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .base import VERDICTS, Claim, Context, Finding, all_claims, claim, load_context, select
 
@@ -54,7 +55,7 @@ def run_claims(out: str | Path, *, quick: bool = False, data: str | None = None,
         try:
             # threads bounds scikit-learn's BLAS/OpenMP pools too: on a shared machine their spinning
             # threads made a k-NN take 20 times its CPU time
-            with seeded(c.number), threadpool_limits(limits=threads):
+            with seeded(c.number), threadpool_limits(limits=threads), _torch_threads(threads):
                 found = c.check(ctx)
         except Exception as e:  # noqa: BLE001 - on the page as failed; the run goes on and then says so
             traceback.print_exc(file=sys.stderr)
@@ -86,6 +87,21 @@ def run_claims(out: str | Path, *, quick: bool = False, data: str | None = None,
 
     write_page(out, entries, meta)
     return {"meta": meta, "claims": entries}
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's thread count held at ``threads`` (None: as it is) outside the trainer too: scoring,
+    judging and decoding between fits spun a second thread on a shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _sklearn_version() -> str:
