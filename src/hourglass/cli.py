@@ -162,7 +162,7 @@ def _parser(model_help: str | None = None) -> argparse.ArgumentParser:
                         description="Run the experiment behind each claim (a control beside it, seeds, an "
                                     "independent judge) and write claims.html, claims.md, claims.json and "
                                     "figures/ into --out. The full run trains on MNIST (--data-dir with its IDX "
-                                    "files, else downloaded) in about 30 minutes on 2 CPU cores; --quick is a "
+                                    "files, else downloaded), three seeds where an effect is small; --quick is a "
                                     "few minutes on the embedded digits, with indicative verdicts.")
     cl.add_argument("--out", required=True, help="output directory (the page is written again on every run)")
     cl.add_argument("--quick", action="store_true", help="small budgets and one seed, on digits unless --data says")
