@@ -157,9 +157,9 @@ def check(ctx: Context) -> Finding:
                 f"{gan_r[rec]:.0%} of the GAN's and {real_r[rec]:.0%} of the real digits; classes among the GAN's "
                 f"{gan_r['class share min']:.0%} to {gan_r['class share max']:.0%}, spread "
                 f"{gan_r['spread / real']:.2f}. "
-                f"Drawing the pixels from the VAE's likelihood gives gradient energy {pix_r[ge]:.2f} but "
-                f"{pix_r[rec]:.0%} recognised: independent pixels give noise, their mean gives blur; neither is "
-                f"a sharp stroke. {blur}"),
+                f"Drawing the pixels from the VAE's likelihood instead gives gradient energy {pix_r[ge]:.2f} (salt and "
+                f"pepper, not strokes) and {pix_r[rec]:.0%} recognised: the likelihood's draws are noisy, its mean is "
+                f"blurry, and neither is a sharp stroke. {blur}"),
         figure=fig, seeds=(seed,), table=rows,
         numbers={"GAN gradient energy / real": gan_r[ge], "VAE gradient energy / real": vae_r[ge],
                  "GAN recognised": gan_r[rec], "VAE recognised": vae_r[rec]},
