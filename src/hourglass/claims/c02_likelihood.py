@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, Finding, claim
-from .common import fit_module, holding_threads, mean_std, pixel_mse, plot_band, pm, recon_errors
+from .common import fit_module, mean_std, pixel_mse, plot_band, pm, recon_errors
 
 SATURATION = 6.0  # output bias of the saturated start: every pixel begins at sigmoid(6) = 0.998
 SETTINGS = ("Adam", "SGD", "Adam, saturated start")
@@ -35,7 +35,6 @@ RELATIVE = 0.05  # a gap in test pixel MSE below 5% of it is "the same"
        """Reconstruction losses are negative log-likelihoods: binary cross-entropy for Bernoulli (discrete)
        outputs, MSE for Gaussian (continuous) ones; with sigmoid outputs, cross-entropy trains better than MSE
        because MSE's gradient vanishes through the saturated sigmoid.""")
-@holding_threads
 def check(ctx: Context) -> Finding:
     import torch
 

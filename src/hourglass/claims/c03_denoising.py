@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, Finding, claim
-from .common import code_scores, code_shift, holding_threads, mean_std, plot_band, pm, recon_errors
+from .common import code_scores, code_shift, mean_std, plot_band, pm, recon_errors
 
 NOISE = 0.3  # the DAE's training noise std, and the test noise of the robustness measures
 TEST_NOISE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -23,7 +23,6 @@ MEANINGFUL = 0.01  # codes are "more meaningful" with kNN and probe accuracy hig
 @claim(3, "A denoising autoencoder learns a more robust manifold",
        """A denoising autoencoder (Gaussian noise on the input, the clean input as target) learns a more robust
        manifold and more meaningful codes than a plain autoencoder of the same size.""")
-@holding_threads
 def check(ctx: Context) -> Finding:
     from ..report.figures import image_grid, new_figure
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, Finding, claim
-from .common import code_scores, code_shift, holding_threads, mean_std, plot_band, pm, recon_errors
+from .common import code_scores, code_shift, mean_std, plot_band, pm, recon_errors
 
 TOL = 0.1  # active: above 10% of the example's largest code value (code_stats' rule)
 NOISE = 0.2  # input noise std (clipped to [0, 1]) of the robustness measures
@@ -45,7 +45,6 @@ def _arms(strong_l1: float, light_l1: float, kl: float) -> dict[str, tuple[str, 
 @claim(4, "A sparse autoencoder has few active units and is more robust",
        """A sparse autoencoder (an L1 or KL sparsity penalty on the code) limits how many code units are active
        for each input, and is more robust than a plain autoencoder.""")
-@holding_threads
 def check(ctx: Context) -> Finding:
     from ..report.figures import new_figure
 

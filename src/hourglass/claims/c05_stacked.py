@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, Finding, claim
-from .common import code_scores, fit_module, holding_threads, mean_std, pixel_mse, plot_band, pm, recon_errors
+from .common import code_scores, fit_module, mean_std, pixel_mse, plot_band, pm, recon_errors
 
 OLD_STD = 0.01  # Hinton's "small random values, N(0, 0.01^2)"
 STARTS = ("sigmoid, N(0, 0.01²)", "sigmoid, Glorot", "ReLU, Glorot")
@@ -31,7 +31,6 @@ SMALL_MSE, SMALL_KNN = 0.05, 0.01  # a gain below 5% of the test error and 1 poi
 @claim(5, "Greedy layer-wise pretraining matters less with modern initialisation",
        """Greedy layer-wise pretraining of stacked autoencoders was how deep networks were initialised before
        Xavier/Glorot initialisation; with modern initialisation it matters less.""")
-@holding_threads
 def check(ctx: Context) -> Finding:
     import torch
     from torch import nn

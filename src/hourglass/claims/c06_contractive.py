@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, Finding, claim
-from .common import code_scores, code_shift, holding_threads, mean_std, pm, recon_errors
+from .common import code_scores, code_shift, mean_std, pm, recon_errors
 
 SIGMA = 0.05  # std of the small perturbation (pixels in [0, 1]), not clipped: a finite-difference look at J
 CONTRACTS = 0.8  # "insensitive": relative ‖J‖_F at most 80% of the plain autoencoder's, every seed
@@ -34,7 +34,6 @@ N_JACOBIAN = 500  # test images whose exact Jacobian is computed
        """A contractive autoencoder (a penalty lambda ‖dz/dx‖_F^2 on the encoder's Jacobian) learns codes that
        are insensitive to small changes of the input: it contracts every direction except those along the data
        manifold.""")
-@holding_threads
 def check(ctx: Context) -> Finding:
     import torch
 

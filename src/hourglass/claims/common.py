@@ -4,9 +4,7 @@ both likelihoods, how far codes move when the input is perturbed, and mean-and-s
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -68,47 +66,13 @@ def code_shift(encode: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma:
     return float(np.sqrt(((zn - z) ** 2).sum(1).mean()) / max(spread, 1e-12))
 
 
-@contextlib.contextmanager
-def threads_held(ctx) -> Iterator[None]:
-    """torch's intra-op pool and scikit-learn's BLAS and OpenMP pools held to ``ctx.threads`` for the
-    whole experiment, not only while the trainer runs (it sets torch's threads for a fit and restores
-    them after). Left at their defaults, their threads spin-wait for work on a loaded machine: a batch of
-    500 SVDs took 57 CPU-seconds with torch's default 2 threads instead of 2.7 with one, and a linear probe
-    on 4,000 codes 8 CPU-seconds instead of 0.1."""
-    if ctx.threads is None:
-        yield
-        return
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(ctx.threads)
-    try:
-        with threadpool_limits(ctx.threads):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def holding_threads(check: Callable) -> Callable:
-    """Decorator for a claim's experiment: it runs under :func:`threads_held`."""
-
-    @functools.wraps(check)
-    def held(ctx):
-        with threads_held(ctx):
-            return check(ctx)
-
-    return held
-
-
 def code_scores(ctx, z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray,
                 y_test: np.ndarray) -> dict[str, float]:
     """:func:`hourglass.evaluate.codes.code_metrics` (kNN and linear-probe accuracy, fitted on the training
-    codes, scored on the test codes) under :func:`threads_held`."""
+    codes, scored on the test codes); the runner holds the threads at ``--threads``."""
     from ..evaluate.codes import code_metrics
 
-    with threads_held(ctx):
-        return code_metrics(z_train, y_train, z_test, y_test)
+    return code_metrics(z_train, y_train, z_test, y_test)
 
 
 def _flat(z: np.ndarray) -> np.ndarray:
