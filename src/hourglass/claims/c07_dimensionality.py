@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, Finding, claim
+from .common import ms
 
 NAMES = {"pca": "PCA", "lda": "LDA", "tsne": "t-SNE", "isomap": "Isomap", "lle": "LLE", "ae": "AE", "vae": "VAE"}
 MARGIN = 0.02  # a difference in accuracy or trustworthiness smaller than this is not called a win
@@ -88,11 +89,10 @@ def check(ctx: Context) -> Finding:
         verdict, caveat = "holds", ""
 
     spread = len(ctx.seeds) > 1
-    pm = (lambda v: f"{v.mean():+.3f} ± {v.std(ddof=1):.3f}") if spread else (lambda v: f"{v.mean():+.3f}")
     tsne = seed0.get("tsne")
     lda = seed0.get("lda")
-    result = (f"Against PCA, the AE's 2-D code changes kNN accuracy by {pm(d_knn)} and trustworthiness by "
-              f"{pm(d_trust)} (mean{' ± std' if spread else ''} over {len(ctx.seeds)} seed"
+    result = (f"Against PCA, the AE's 2-D code changes kNN accuracy by {ms(d_knn, '+.3f')} and trustworthiness by "
+              f"{ms(d_trust, '+.3f')} (mean{' ± std' if spread else ''} over {len(ctx.seeds)} seed"
               f"{'s' if spread else ''}: AE kNN {per_seed('ae', 'knn_acc').mean():.3f}, PCA "
               f"{per_seed('pca', 'knn_acc').mean():.3f}); its reconstruction MSE is {mse_ratio.mean():.2f} times "
               f"PCA's ({per_seed('ae', 'recon_mse').mean():.4f} vs {per_seed('pca', 'recon_mse').mean():.4f}). ")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, Finding, claim
+from .common import ms
 
 LATENT = 8
 SHOWN = 36  # samples drawn per block of the figure
@@ -87,8 +88,8 @@ def check(ctx: Context) -> Finding:
             else "the VAE's codes are not clearly closer to N(0, I) than the AE's")
     elif matched:
         verdict, caveat = "holds with a caveat", (
-            f"a Gaussian fitted to the plain AE's codes after training samples as well ({_ms(fitted)} recognised "
-            f"against the VAE's {_ms(vae)}): what the prior buys is knowing where to sample, not better samples")
+            f"a Gaussian fitted to the plain AE's codes after training samples as well ({ms(fitted, '.1%')} recognised "
+            f"against the VAE's {ms(vae, '.1%')}): what the prior buys is knowing where to sample, not better samples")
     else:
         verdict, caveat = "holds", ""
 
@@ -122,10 +123,11 @@ def check(ctx: Context) -> Finding:
                     "spread over the classes. Code statistics: the KL from the Gaussian fitted to the codes to "
                     "N(0, I), and the held-out accuracy of a k-NN classifier telling codes from N(0, I) samples "
                     "(0.5: indistinguishable)."),
-        result=(f"Decoded N(0, I) samples recognised: VAE {_ms(vae)}, AE {_ms(ae)}; AE from a Gaussian fitted to "
-                f"its codes {_ms(fitted)} (real test digits: {real:.1%}). The AE's codes are far from N(0, I) "
-                f"(Gaussian KL {_ms(kl_ae, '.0f')} nats, told apart from N(0, I) {_ms(c2_ae)} of the time), the VAE's "
-                f"close (KL {_ms(kl_vae, '.2f')} nats, two-sample accuracy {_ms(c2_vae)}). "
+        result=(f"Decoded N(0, I) samples recognised: VAE {ms(vae, '.1%')}, AE {ms(ae, '.1%')}; AE from a "
+                f"Gaussian fitted to its codes {ms(fitted, '.1%')} (real test digits: {real:.1%}). The AE's codes "
+                f"are far from N(0, I) (Gaussian KL {ms(kl_ae, '.0f')} nats, told apart from N(0, I) "
+                f"{ms(c2_ae, '.1%')} of the time), the VAE's close (KL {ms(kl_vae, '.2f')} nats, two-sample "
+                f"accuracy {ms(c2_vae, '.1%')}). "
                 + _conclusion(prior_works, compact, matched)),
         numbers={"VAE samples recognised": float(vae.mean()), "AE N(0,I) samples recognised": float(ae.mean()),
                  "AE fitted-Gaussian samples recognised": float(fitted.mean()),
@@ -143,11 +145,3 @@ def _conclusion(prior_works: bool, compact: bool, matched: bool) -> str:
                 "the plain AE's codes does as well.")
     return ("So the prior makes the code space compact and its samples readable, better than a Gaussian fitted "
             "to the plain AE's codes.")
-
-
-def _ms(v: np.ndarray, fmt: str = ".1%") -> str:
-    """mean ± std over seeds (just the value for one seed)."""
-    v = np.asarray(v, dtype=float)
-    if len(v) == 1:
-        return format(v[0], fmt)
-    return f"{format(v.mean(), fmt)} ± {format(v.std(), fmt)}"

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from .base import Context, Finding, claim
+from .common import ms
 
 LATENT = 4  # a small code leaves the class to the label (the cvae-mnist preset's choice)
 LARGER = 8  # a second CVAE with room for more than style
@@ -182,8 +183,8 @@ def check(ctx: Context) -> Finding:
                     f"its class); control: the same with the sources shuffled. A second CVAE with a {LARGER}-D code "
                     "shows what a larger code does."),
         result=(f"The CVAE reaches the VAE's final loss less log {k} after "
-                f"{_ms([epochs / s for s in speed], '.1f')} of {epochs} epochs ({_ms(speed, '.1f')}x faster); its "
-                f"final loss is {_ms(gap, '.1f')} nats lower, "
+                f"{ms([epochs / s for s in speed], '.1f')} of {epochs} epochs ({ms(speed, '.1f')}x faster); its "
+                f"final loss is {ms(gap, '.1f')} nats lower, "
                 f"{'more' if gap.mean() > log_k else 'less'} than the {log_k:.2f} nats the label can explain. With the "
                 f"same code and every label, {main['obeyed']:.0%} of the outputs are the asked digit, and they keep "
                 f"the source's style: slant r = {main['corr']['slant']:.2f}, ink r = {main['corr']['ink']:.2f} "
@@ -193,8 +194,3 @@ def check(ctx: Context) -> Finding:
         numbers={"speed-up (epochs, credited log K)": float(speed.mean()), "labels obeyed": main["obeyed"],
                  "slant correlation": main["corr"]["slant"], "ink correlation": main["corr"]["ink"],
                  "final -ELBO gap (nats)": float(gap.mean())})
-
-
-def _ms(v, fmt: str) -> str:
-    v = np.asarray(v, dtype=float)
-    return format(v[0], fmt) if len(v) == 1 else f"{format(v.mean(), fmt)} ± {format(v.std(), fmt)}"

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .base import Context, Finding, claim
+from .common import ms
 
 LABELS = 100
 
@@ -94,7 +95,8 @@ def check(ctx: Context) -> Finding:
                     f"images only: the same M2 model for the same {steps} steps; a small CNN (the judge's "
                     f"architecture, {cnn_epochs} epochs); a logistic regression on the pixels. Measured: accuracy "
                     f"on all {len(ctx.x_test):,} test images."),
-        result=(f"Test accuracy from {LABELS} labels: " + "; ".join(f"{m} {_ms(a)}" for m, a in acc.items()) + ". "
+        result=(f"Test accuracy from {LABELS} labels: "
+                + "; ".join(f"{m} {ms(a, '.1%')}" for m, a in acc.items()) + ". "
                 + ("The unlabelled images add accuracy." if beats["M2, labelled only"] else
                    "The unlabelled images do not add measurable accuracy in this budget.")),
         numbers={"M2 accuracy": float(m2.mean()), "same model, labels only": float(acc["M2, labelled only"].mean()),
@@ -107,8 +109,3 @@ def _accuracy(run, x: torch.Tensor, y: np.ndarray) -> float:
     run.model.eval()
     with torch.no_grad():
         return float((run.model.classify(x).numpy() == y).mean())
-
-
-def _ms(v: np.ndarray) -> str:
-    v = np.asarray(v, dtype=float)
-    return f"{v[0]:.1%}" if len(v) == 1 else f"{v.mean():.1%} ± {v.std():.1%}"

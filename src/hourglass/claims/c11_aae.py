@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .base import Context, Finding, claim
+from .common import ms
 
 LATENT = 2  # codes that can be looked at, and the labelled priors are 2-D
 PRIORS = ("gaussian", "mixture")
@@ -153,19 +154,14 @@ def check(ctx: Context) -> Finding:
                     "classes that is the component most of their codes are nearest to; the losses of the three "
                     "phases in each epoch (`run.history`)."),
         result=("Two-sample accuracy against the prior, AAE vs moment-matched plain AE: "
-                + "; ".join(f"{NAMES[p]} {_ms(col(p, c2))} vs {_ms(col(p, ctl))}" for p in PRIORS)
-                + f". With labels, {_ms(with_labels)} of the test codes lie in their class's component (without: "
-                f"{_ms(without)}), and the commonest component of a class's codes is its own for "
-                f"{_ms(col('mixture + labels', 'classes whose commonest component is theirs'), '.0f')} of {k} classes. "
+                + "; ".join(f"{NAMES[p]} {ms(col(p, c2), '.0%')} vs {ms(col(p, ctl), '.0%')}" for p in PRIORS)
+                + f". With labels, {ms(with_labels, '.0%')} of the test codes lie in their class's component (without: "
+                f"{ms(without, '.0%')}), and the commonest component of a class's codes is its own for "
+                f"{ms(col('mixture + labels', 'classes whose commonest component is theirs'), '.0f')} of {k} classes. "
                 "At the end of training the discriminator is right on "
-                f"{_ms(col('mixture', 'discriminator accuracy'))} of its batches (mixture prior)."),
+                f"{ms(col('mixture', 'discriminator accuracy'), '.0%')} of its batches (mixture prior)."),
         numbers={"Gaussian: AAE two-sample accuracy": float(col("gaussian", c2).mean()),
                  "mixture: AAE two-sample accuracy": float(col("mixture", c2).mean()),
                  "codes in their class's component": float(with_labels.mean()),
                  "Gaussian: moment-matched AE": float(col("gaussian", ctl).mean()),
                  "mixture: moment-matched AE": float(col("mixture", ctl).mean())})
-
-
-def _ms(v: np.ndarray, fmt: str = ".0%") -> str:
-    v = np.asarray(v, dtype=float)
-    return format(v[0], fmt) if len(v) == 1 else f"{format(v.mean(), fmt)} ± {format(v.std(), fmt)}"

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .base import Context, Finding, claim
+from .common import ms
 
 SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.5)  # test-noise stds; the DAE is trained at DAE_NOISE
 DAE_NOISE = 0.3
@@ -147,10 +148,6 @@ def _check(ctx: Context) -> Finding:
     fig = _figure(class_rows, other_rows, curves, input_acc, ctx.judge_accuracy)
     spread = len(ctx.seeds) > 1
 
-    def pm(v) -> str:
-        v = np.asarray(v, dtype=float)
-        return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if spread and v.size > 1 else f"{v.mean():.3f}"
-
     seen = np.array([r["AUC, AE with it (control)"] for r in class_rows])
     result = (f"Held out of training, a digit is told from the others with ROC-AUC {unseen.mean():.3f} (mean over "
               f"{len(unseen)} classes, each left out once; range {unseen.min():.2f}-{unseen.max():.2f}); the same "
@@ -158,12 +155,12 @@ def _check(ctx: Context) -> Finding:
               f"so leaving a class out adds {gain.mean():+.3f} AUC (at least {gain.min():+.3f}). Other images "
               "against the test digits"
               + (f" (mean ± std over {len(ctx.seeds)} seeds)" if spread else "") + ": "
-              + ", ".join(f"{k} AUC {pm(v)}" for k, v in auc_other.items())
+              + ", ".join(f"{k} AUC {ms(v)}" for k, v in auc_other.items())
               + f". Gaussian noise of std {DAE_NOISE} on the test inputs raises the plain AE's squared error to the "
-                f"clean digit {pm(ae_hurt)} times (DAE: {pm(dae_hurt)} times; errors {pm(ae_err[:, k])} vs "
-                f"{pm(dae_err[:, k])}); the judge recognises {pm([c[1][k] for c in curves['AE']])} of the AE's "
-                f"reconstructions of those noisy digits, {pm([c[1][k] for c in curves['DAE']])} of the DAE's "
-                f"(clean: {pm([c[1][0] for c in curves['AE']])} and {pm([c[1][0] for c in curves['DAE']])}); "
+                f"clean digit {ms(ae_hurt)} times (DAE: {ms(dae_hurt)} times; errors {ms(ae_err[:, k])} vs "
+                f"{ms(dae_err[:, k])}); the judge recognises {ms([c[1][k] for c in curves['AE']])} of the AE's "
+                f"reconstructions of those noisy digits, {ms([c[1][k] for c in curves['DAE']])} of the DAE's "
+                f"(clean: {ms([c[1][0] for c in curves['AE']])} and {ms([c[1][0] for c in curves['DAE']])}); "
                 f"of the noisy inputs themselves it recognises {input_acc[k]:.3f}"
                 + (f", so neither {fit['latent_dim']}-D reconstruction helps a classifier that knows real digits."
                    if input_acc[k] > max(np.mean([c[1][k] for c in curves[m]]) for m in curves) else "."))

@@ -90,12 +90,20 @@ def plot_band(ax, xs: Sequence[float], per_seed: Sequence[Sequence[float]], styl
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and (population) standard deviation over seeds; std 0 for one seed."""
+    """Mean and standard deviation (population, ddof 0: the seeds are all there is) over seeds; 0 for one."""
     v = np.asarray(values, dtype=np.float64)
     return float(v.mean()), float(v.std())
 
 
+def ms(values: Sequence[float], fmt: str = ".3f") -> str:
+    """``values`` over seeds as "mean ± std" (just the value for one seed), each written with the format
+    spec ``fmt`` (".1%", "+.3f": a sign is shown on the mean only)."""
+    m, s = mean_std(values)
+    if len(values) == 1:
+        return format(m, fmt)
+    return f"{format(m, fmt)} ± {format(s, fmt.replace('+', ''))}"
+
+
 def pm(values: Sequence[float], digits: int = 3, scale: float = 1.0, unit: str = "") -> str:
-    """``values`` over seeds as "mean ± std" (just the value for one seed), scaled and with a unit."""
-    m, s = mean_std([scale * v for v in values])
-    return f"{m:.{digits}f}{unit}" if len(values) == 1 else f"{m:.{digits}f} ± {s:.{digits}f}{unit}"
+    """:func:`ms` of the ``values`` times ``scale``, with ``digits`` decimals and ``unit`` once at the end."""
+    return ms([scale * v for v in values], f".{digits}f") + unit
