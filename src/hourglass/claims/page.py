@@ -12,6 +12,10 @@ from ..errors import path_access
 
 VERDICT_MARK = {"holds": "holds", "holds with a caveat": "holds, with a caveat",
                 "does not hold here": "does not hold here", "error": "experiment failed"}
+# the tally's words, singular and plural: "1 holds", "3 hold", "2 do not hold here"
+TALLY = {"holds": ("holds", "hold"), "holds with a caveat": ("holds with a caveat", "hold with a caveat"),
+         "does not hold here": ("does not hold here", "do not hold here"),
+         "error": ("experiment failed", "experiments failed")}
 VERDICT_CLASS = {"holds": "yes", "holds with a caveat": "caveat", "does not hold here": "no", "error": "error"}
 
 CSS = """
@@ -89,8 +93,8 @@ def write_page(out: Path, entries: list[dict[str, Any]], meta: dict[str, Any]) -
 
 
 def _tally(entries: list[dict[str, Any]]) -> str:
-    counts = [(sum(e["verdict"] == v for e in entries), VERDICT_MARK[v]) for v in VERDICT_MARK]
-    return "Of " + f"{len(entries)} claims: " + ", ".join(f"{n} {mark}" for n, mark in counts if n) + "."
+    counts = [(sum(e["verdict"] == v for e in entries), v) for v in TALLY]
+    return (f"Of {len(entries)} claims, " + ", ".join(f"{n} {TALLY[v][n != 1]}" for n, v in counts if n) + ".")
 
 
 def _intro(meta: dict[str, Any]) -> list[str]:
