@@ -241,3 +241,40 @@ def test_memory_reuse_is_applied_to_in_memory_runs_only(monkeypatch):
                     in_memory="never")
     assert calls == [1]
     assert speed.keep_freed_memory() in (True, False)  # the real call never raises
+
+
+def test_cpu_bce_equals_pytorchs_in_value_and_both_gradients_even_at_extreme_logits():
+    from hourglass.models.base import bce_per_value
+
+    torch.manual_seed(0)
+    logits = torch.cat([torch.randn(64, 50) * 8,
+                        torch.tensor([[-1e4, -200.0, -90.0, -80.0, -79.0, -17.0, 0.0, 17.0, 90.0, 1e4] * 5])])
+    x = torch.rand(65, 50)
+    x[::3] = x[::3].round()  # binary and grey targets
+    ours_l, ref_l = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    ours_x, ref_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours = bce_per_value(ours_l, ours_x)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(ref_l, ref_x, reduction="none")
+    assert torch.isfinite(ours).all()
+    # float32 rounding of the larger of the two terms, and e^-l < 4e-8 where p rounds to 1
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=5e-6)
+    g = torch.rand_like(ours)
+    torch.autograd.backward(ours, g)
+    torch.autograd.backward(ref, g)
+    torch.testing.assert_close(ours_l.grad, ref_l.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours_x.grad, ref_x.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_cpu_bce_widens_half_precision_logits_and_refuses_a_second_derivative():
+    from hourglass.models.base import bce_per_value
+
+    torch.manual_seed(0)
+    logits, x = torch.randn(8, 5).bfloat16().requires_grad_(), torch.rand(8, 5)
+    loss = bce_per_value(logits, x)
+    assert loss.dtype == torch.float32
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
+    torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+    (g,) = torch.autograd.grad(loss.sum(), logits, create_graph=True)
+    assert g.dtype == torch.bfloat16
+    with pytest.raises(RuntimeError):  # an error, never a silently wrong second derivative
+        torch.autograd.grad(g.sum(), logits)
