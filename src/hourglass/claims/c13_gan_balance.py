@@ -77,7 +77,7 @@ def check(ctx: Context) -> Finding:
     judge = ctx.judge()
     in_code = all("binary_cross_entropy_with_logits" in inspect.getsource(f) for f in (GAN.disc_loss, GAN.gen_loss))
     # Short runs: 10 epochs of a 1,800-image subset (about 250 steps of batch 64; 10 points of history
-    # per run); a small DCGAN (conv 16-32) with the gan-mnist preset's rate, so nine runs fit the budget.
+    # per run); a small DCGAN (conv 16-32) with the gan-mnist presets' rate, so nine runs fit the budget.
     n_train = ctx.pick(1800, 1438)
     epochs = ctx.pick(10, 5)
     lr = 1e-3
