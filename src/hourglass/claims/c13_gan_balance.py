@@ -48,7 +48,7 @@ def _bce_check(model, x: np.ndarray, seed: int) -> list[dict]:
     model.eval()  # batch norm from its running statistics: the same numbers on every call
     xt = torch.as_tensor(x)
     with torch.no_grad(), seeded(seed):
-        loss_d, real, fake, _ = model.disc_loss(xt)
+        loss_d, real, fake, *_ = model.disc_loss(xt)
     with torch.no_grad(), seeded(seed + 1):
         loss_g, _ = model.gen_loss(len(x))
     with torch.no_grad(), seeded(seed + 1):  # the same noise again: the fakes L_G was computed on
