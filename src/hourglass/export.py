@@ -25,7 +25,9 @@ each graph here in well under a tenth of a second, where the dynamo exporter too
 What the graphs leave out: they are traced, so checks that read tensor values (labels in range, NaN)
 are not part of them, and labels must be known class indices 0..K-1 (a semi-supervised cvae's
 classifier is not exported). The GAN has no encoder: only its generator is exported, as
-``decoder.onnx`` (noise z ~ N(0, I) of ``latent_dim`` values -> data).
+``decoder.onnx``: z -> data, where z is the noise (``latent_dim`` values ~ N(0, I)) followed by
+InfoGAN's one-hot code when ``categories`` > 0, or z [+ y] -> data for a conditional GAN, whose class
+comes as labels y like the CVAE's; ``export.json``'s note says which (``describe_code``).
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def export_run(run, out_dir: str | Path | None = None, format: str = "onnx", *,
     }
     if "encoder" not in graphs:
         record["note"] = (f"model {run.model_name!r} has no encoder: only its generator is exported, as "
-                          f"decoder{FORMATS[format]} (noise z ~ N(0, I) of {k} values -> data)")
+                          f"decoder{FORMATS[format]} ({model.describe_code()} -> data)")
     for name, (module, args, in_names, out_name, out_shape) in graphs.items():
         path = out / f"{name}{FORMATS[format]}"
         in_names = in_names[: len(args)]

@@ -113,7 +113,7 @@ class DataOptions:
         None, "leave this class out of the training data and report its anomaly ROC-AUC")
     keep_labels: int | None = option(
         None, "semi-supervised: keep this many training labels (balanced over classes), the rest unknown; "
-              "for cvae with semi_supervised=true or aae with use_labels=true")
+              "for cvae with semi_supervised=true, aae with use_labels=true or gan with conditional=true")
 
     def validate(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:

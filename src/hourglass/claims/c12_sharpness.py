@@ -62,7 +62,7 @@ def check(ctx: Context) -> Finding:
     n_train = min(ctx.pick(8000, 1500), len(ctx.x_train))
     epochs = ctx.pick(6, 8)
     n = ctx.pick(1000, 300)
-    channels = tuple(get_preset("gan-mnist").config["conv_channels"])
+    channels = tuple(get_preset("gan-mnist-unconditional").config["conv_channels"])
     # The VAE has the GAN's shapes (its encoder the discriminator's stride-2 convolutions, its decoder
     # the generator's levels). On the quick run's 8x8 digits that conv VAE's posterior collapses within
     # its few steps (every sample the same blur), so the quick run uses an MLP VAE there.
@@ -85,9 +85,11 @@ def check(ctx: Context) -> Finding:
     # the plain ELBO from the first step (no warm-up, no free bits), the GAN's epochs and batch size
     vae = ctx.train("vae", x, seed=seed, latent_dim=16, kl_warmup_epochs=0.0, free_bits=0.0, epochs=epochs,
                     batch_size=64, **vae_shape)
-    # the gan-mnist preset (DCGAN pair, InfoGAN code, moving-average generator), much shorter, and its
-    # samples drawn from the prior it was trained on (temperature 1), as the VAE's are
-    gan = ctx.train("gan", x, seed=seed, preset="gan-mnist", epochs=epochs, batch_size=64, sample_temperature=1.0)
+    # the gan-mnist-unconditional preset (DCGAN pair, InfoGAN code, moving-average generator; no labels, as
+    # the VAE has none), much shorter, and its samples drawn from the prior it was trained on (temperature
+    # 1), as the VAE's are
+    gan = ctx.train("gan", x, seed=seed, preset="gan-mnist-unconditional", epochs=epochs, batch_size=64,
+                    sample_temperature=1.0)
     params = {m: sum(p.numel() for p in r.model.parameters() if p.requires_grad)
               for m, r in (("VAE", vae), ("GAN", gan))}
     vae_samples = vae.sample(n, seed=100 + seed).reshape(real.shape)
@@ -138,7 +140,8 @@ def check(ctx: Context) -> Finding:
     return Finding(
         verdict=verdict,
         experiment=(f"A VAE ({vae_kind}, "
-                    f"16-D code, Bernoulli likelihood, the plain ELBO) and the `gan-mnist` preset's DCGAN pair (conv "
+                    f"16-D code, Bernoulli likelihood, the plain ELBO) and the `gan-mnist-unconditional` preset's "
+                    f"DCGAN pair (conv "
                     f"{'-'.join(map(str, gan_cfg.conv_channels))}, {gan_cfg.latent_dim}-D noise and a "
                     f"{gan_cfg.categories}-way InfoGAN code, moving-average generator; samples from the prior, "
                     f"temperature {gan_cfg.sample_temperature:g}, not the preset's) trained {epochs} epochs each "

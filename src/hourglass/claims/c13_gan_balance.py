@@ -48,7 +48,7 @@ def _bce_check(model, x: np.ndarray, seed: int) -> list[dict]:
     model.eval()  # batch norm from its running statistics: the same numbers on every call
     xt = torch.as_tensor(x)
     with torch.no_grad(), seeded(seed):
-        loss_d, real, fake, _ = model.disc_loss(xt)
+        loss_d, real, fake, *_ = model.disc_loss(xt)
     with torch.no_grad(), seeded(seed + 1):
         loss_g, _ = model.gen_loss(len(x))
     with torch.no_grad(), seeded(seed + 1):  # the same noise again: the fakes L_G was computed on
@@ -77,7 +77,7 @@ def check(ctx: Context) -> Finding:
     judge = ctx.judge()
     in_code = all("binary_cross_entropy_with_logits" in inspect.getsource(f) for f in (GAN.disc_loss, GAN.gen_loss))
     # Short runs: 10 epochs of a 1,800-image subset (about 250 steps of batch 64; 10 points of history
-    # per run); a small DCGAN (conv 16-32) with the gan-mnist preset's rate, so nine runs fit the budget.
+    # per run); a small DCGAN (conv 16-32) with the gan-mnist presets' rate, so nine runs fit the budget.
     n_train = ctx.pick(1800, 1438)
     epochs = ctx.pick(10, 5)
     lr = 1e-3

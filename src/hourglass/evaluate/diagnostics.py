@@ -168,9 +168,10 @@ def warnings_for(model, test: dict[str, Any]) -> list[dict[str, str]]:
             f"(1 = as varied as the data), so they are nearly all the same. Usual cures: {cures}.")))
     within = test.get("sample_spread_within_class")
     if within is not None and within < WITHIN_CLASS_COLLAPSED:
+        cures = VAE_CURES if isinstance(model, Autoencoder) else GAN_CURES  # a conditional GAN's mode collapse
         out.append(warning("ignores_z", (
             f"samples of one class barely change with z: they are {within:.2f} times as far apart as real "
-            f"examples of that class. Usual cures: {VAE_CURES}.")))
+            f"examples of that class. Usual cures: {cures}.")))
     balance = test.get("sample_class_balance")
     if balance is not None and balance < BALANCE_MIN and model.generative:
         cures = VAE_CURES if isinstance(model, Autoencoder) else GAN_CURES

@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .blocks import init_weights
 from .common import Activation, BaseConfig
 
 __all__ = ["Activation", "Autoencoder", "BaseConfig", "Batch", "Generator", "bce_per_value", "gaussian_nll",
-           "make_optimizer", "per_example"]
+           "make_optimizer", "per_example", "sample_labels"]
 
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]
 
@@ -59,6 +59,16 @@ def make_optimizer(params, cfg: BaseConfig, lr: float | None = None) -> torch.op
         return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                    foreach=True)
     raise ConfigError(f"config key 'optimizer': unknown optimizer {cfg.optimizer!r}")
+
+
+def sample_labels(n: int, y: torch.Tensor | int, device: torch.device) -> torch.Tensor:
+    """The labels of ``sample(n, y)`` as a (n,) long tensor: y is one label per sample, or one for all."""
+    y = torch.as_tensor(y, dtype=torch.long, device=device)
+    if y.ndim == 0:
+        y = y.expand(n)
+    if y.shape != (n,):
+        raise DataError(f"sample(n={n}, y): expected {n} labels, got shape {tuple(y.shape)}")
+    return y
 
 
 # Below this logit, log sigmoid(l) = l - log(1 + e^l) equals l to float32 precision (e^-80 ~ 2e-35), and
@@ -192,6 +202,11 @@ class Generator(nn.Module):
 
     def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError(f"model {self.name!r} is not generative: it has no sample()")
+
+    def describe_code(self) -> str:
+        """What ``decode`` takes, in words (an export of a model without an encoder says it)."""
+        text = f"z of {self.latent_dim} values"
+        return f"{text} and class indices y in 0..{self.num_classes - 1}" if self.conditional else text
 
     def figure_data(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, tuple[str, Any]]:
         """Data of the figures named in ``figure_captions``, computed on test examples ``x``:

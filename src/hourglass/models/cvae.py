@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from ..config import option
 from ..errors import ConfigError, DataError
 from ..registry import register_model, register_preset
-from .base import Batch
+from .base import Batch, sample_labels
 from .blocks import Encoder, init_weights
 from .vae import VAE, VAEConfig
 
@@ -168,12 +168,7 @@ class CVAE(VAE):
         """n images of class y (an int, or one label per sample); y=None draws classes from the uniform p(y)."""
         if y is None:
             y = torch.randint(0, self.label_dim, (n,), device=self.device)
-        y = torch.as_tensor(y, dtype=torch.long, device=self.device)
-        if y.ndim == 0:
-            y = y.expand(n)
-        if y.shape != (n,):
-            raise DataError(f"sample(n={n}, y): expected {n} labels, got shape {tuple(y.shape)}")
-        return super().sample(n, y)
+        return super().sample(n, sample_labels(n, y, self.device))
 
     # -- the classifier q(y|x) ---------------------------------------------------------------------------
     def class_logits(self, x: torch.Tensor) -> torch.Tensor:

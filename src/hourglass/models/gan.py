@@ -29,7 +29,7 @@ logit. ``spectral_norm`` divides each discriminator weight by its largest singul
 (Miyato et al. 2018, "Spectral Normalization for GANs"), bounding D's Lipschitz constant.
 ``init="dcgan"`` draws the weights from N(0, 0.02) as DCGAN does; ``adam_beta1`` is DCGAN's 0.5.
 
-Three further tools, off by default:
+Four further tools, off by default:
 
 * ``ema_decay`` b > 0: ``sample`` and ``decode`` use an exponential moving average of the generator's
   weights, G_ema <- b_t G_ema + (1 - b_t) G after every generator step (Yazici et al. 2019, "The
@@ -44,6 +44,22 @@ Three further tools, off by default:
   on the mutual information I(c; G(z, c)) less H(c). G is pushed to make c recognisable from its
   output, so its latent space falls into K discrete parts: on data made of separate kinds (the ten
   digits) it spends fewer samples between the kinds. No labels are used; ``sample`` draws c uniformly.
+* ``conditional``: the auxiliary-classifier GAN (AC-GAN; Odena, Olah & Shlens 2017, "Conditional Image
+  Synthesis with Auxiliary Classifier GANs"), which **uses the data's labels**. The same machinery with
+  the code replaced by the class: G takes z and a one-hot class y (K = ``num_classes``, set from the
+  data's labels), D has K class logits Q(y|x) beside its real/fake logit, and with lambda =
+  ``info_weight``
+
+      "disc": L_D + lambda [CE(Q(y|x), y) on real labelled data + CE(Q(y|G(z, y)), y)],
+      "gen":  L_G + lambda CE(Q(y|G(z, y)), y),
+
+  the classes of the fakes drawn uniformly. D learns to classify real digits and G to draw digits D
+  classifies as the class it was given, so ``sample(n, y)`` draws class y (``y=None``: classes drawn
+  uniformly) and the model is ``conditional`` like the CVAE: ``decode(z, y)`` takes the noise and
+  the labels. With labels partly hidden (``--keep-labels``; unknown labels are -1) the real term is
+  the mean over the labelled rows only (none in a batch: 0); the fakes always have their class. It
+  excludes ``categories`` (both would append a one-hot code to z). Without labels in the data,
+  training stops with an error naming ``conditional``.
 * ``sample_temperature`` T < 1: ``sample`` draws z ~ N(0, T^2 I), the noise of a narrower prior than
   the one G was trained on. Samples near the prior's mode are the ones G draws best, so fewer of them
   come out malformed, for less variety: the "temperature" of Kingma & Dhariwal 2018 (Glow, T = 0.7)
@@ -56,7 +72,8 @@ Three further tools, off by default:
 The generator's output is in data space like any decoder's: a sigmoid for ``recon_loss="bce"``
 (data in [0, 1]), the identity for ``"mse"`` (real-valued data). A GAN has no encoder: it is a
 :class:`~hourglass.models.base.Generator`, not an ``Autoencoder``, so it has ``decode`` and ``sample``
-but no ``encode`` or ``reconstruct``; ``decode`` takes z followed by the one-hot code when K > 0.
+but no ``encode`` or ``reconstruct``; ``decode`` takes z followed by the one-hot code when
+``categories`` K > 0, and z with labels y (``decode(z, y)``) when ``conditional``.
 """
 
 from __future__ import annotations
@@ -71,8 +88,9 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from ..config import ConfigError, option
+from ..errors import DataError
 from ..registry import register_model, register_preset
-from .base import Activation, BaseConfig, Batch, Generator, make_optimizer
+from .base import Activation, BaseConfig, Batch, Generator, make_optimizer, sample_labels
 from .blocks import ACTIVATIONS, Crop, Decoder, Encoder, Flatten, Unflatten, activation, conv_sizes, image_shape
 
 
@@ -97,7 +115,13 @@ class GANConfig(BaseConfig):
     categories: int = option(
         0, "InfoGAN categorical code: the generator also takes one of this many categories, drawn uniformly, "
            "and must make it recognisable (0: off)")
-    info_weight: float = option(1.0, "weight of the categorical code's mutual-information term (InfoGAN: 1)")
+    conditional: bool = option(
+        False, "class-conditional GAN (AC-GAN) trained on the data's labels: the generator takes a class, the "
+               "discriminator also classifies; sample(n, y) draws class y (needs labelled data)")
+    num_classes: int = option(0, "number of classes K for conditional (set from the data's labels)")
+    info_weight: float = option(
+        1.0, "weight of the categorical code's mutual-information term (InfoGAN: 1), or of the class "
+             "cross-entropies when conditional (AC-GAN: 1)")
     sample_temperature: float = option(
         1.0, "samples draw the noise from N(0, T^2 I) with this T; below 1 (the truncation trick): fewer "
              "malformed samples, less variety, rarer kinds rarer still; training always draws from N(0, I)")
@@ -116,6 +140,14 @@ class GANConfig(BaseConfig):
             raise ConfigError(f"config key 'ema_decay': must be in [0, 1), got {self.ema_decay}")
         if self.categories < 0 or self.categories == 1:
             raise ConfigError(f"config key 'categories': 0 (off) or at least 2, got {self.categories}")
+        if self.conditional and self.categories:
+            raise ConfigError(f"config keys 'conditional' and 'categories': a conditional GAN takes the class as "
+                              f"its code; set categories=0 or conditional=false (got categories={self.categories})")
+        if self.conditional and self.num_classes < 2:
+            raise ConfigError(f"config key 'conditional': a conditional GAN needs labelled data with >= 2 classes "
+                              f"(num_classes, set from the data's labels), got num_classes={self.num_classes}")
+        if self.num_classes < 0:
+            raise ConfigError(f"config key 'num_classes': must be >= 0, got {self.num_classes}")
         if not self.info_weight >= 0:
             raise ConfigError(f"config key 'info_weight': must be >= 0, got {self.info_weight}")
         if not 0 < self.sample_temperature <= 10:
@@ -227,14 +259,18 @@ def _ema_update(decay: float):
 
 @register_model("gan")
 class GAN(Generator):
-    """GAN: generator vs discriminator (MLPs, or the DCGAN pair for images)."""
+    """GAN: generator vs discriminator (MLPs, or the DCGAN pair for images); class-conditional (AC-GAN)
+    with ``conditional``."""
 
     config_cls = GANConfig
-    summary = "generative adversarial network: generator vs discriminator, BCE from logits; sample(n), no encoder"
+    summary = ("generative adversarial network: generator vs discriminator, BCE from logits; InfoGAN code or "
+               "class-conditional (AC-GAN, from labels); sample(n[, y]), no encoder")
 
     def __init__(self, config: GANConfig):
         super().__init__(config)
-        k = config.categories
+        # Per instance: a GAN takes labels when configured to (the class attribute says False).
+        self.conditional = config.conditional
+        k = self.code_dim
         conv = config.architecture == "conv"
         if conv:
             self.generator: nn.Module = ConvGenerator(config, config.latent_dim + k)
@@ -259,9 +295,36 @@ class GAN(Generator):
 
     # -- surface -------------------------------------------------------------------------------------
     @property
+    def code_dim(self) -> int:
+        """Width of the one-hot code G takes after the noise: InfoGAN's categories, the classes when
+        conditional, or 0."""
+        c = self.config
+        return c.num_classes if c.conditional else c.categories
+
+    @property
     def latent_dim(self) -> int:
-        """The generator's input width: ``config.latent_dim`` noise values, then the one-hot code."""
+        """What ``decode`` takes as z: ``config.latent_dim`` noise values, then InfoGAN's one-hot code
+        (the class of a conditional GAN comes separately, as labels y)."""
         return self.config.latent_dim + self.config.categories
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.config.num_classes if self.conditional else None
+
+    @property
+    def accepts_unknown_labels(self) -> bool:
+        return self.conditional  # unknown labels (-1) leave their rows out of the real class term
+
+    def _check(self, y: torch.Tensor | None, allow_unknown: bool = False) -> torch.Tensor:
+        """Labels y, checked: class indices in [0, K) (or -1, unknown, where allowed)."""
+        if y is None:
+            raise DataError("gan with conditional=true needs labels y (class indices)")
+        if y.numel():
+            lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync: labels are checked, not trusted
+            if lo < (-1 if allow_unknown else 0) or hi >= self.num_classes:
+                extra = " or -1 (unknown)" if allow_unknown else ""
+                raise DataError(f"labels must be in [0, {self.num_classes}){extra}; got values in [{lo}, {hi}]")
+        return y.long()
 
     @property
     def sampler(self) -> nn.Module:
@@ -269,27 +332,42 @@ class GAN(Generator):
         return self.generator_ema.module if self.generator_ema is not None else self.generator
 
     def decode_raw(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional:
+            z = torch.cat([z, F.one_hot(self._check(y), self.code_dim).to(z.dtype)], 1)
         return self.sampler(z)
 
-    def noise(self, n: int, temperature: float = 1.0) -> torch.Tensor:
-        """(z, one-hot c): z ~ N(0, T^2 I) (T = ``temperature``; training draws T = 1, the prior) and c
-        uniform over the categories, from torch's global generator (seeded by the trainer)."""
+    def describe_code(self) -> str:
+        c = self.config
+        text = f"noise z ~ N(0, I) of {c.latent_dim} values"
+        if c.categories:
+            return f"{text}, then InfoGAN's one-hot code of {c.categories} categories"
+        return f"{text} and class indices y in 0..{c.num_classes - 1}" if self.conditional else text
+
+    def noise(self, n: int, temperature: float = 1.0, y: torch.Tensor | None = None) -> torch.Tensor:
+        """G's input (z, one-hot c): z ~ N(0, T^2 I) (T = ``temperature``; training draws T = 1, the
+        prior) and c the code or class, uniform over the K of them unless given as labels ``y``; from
+        torch's global generator (seeded by the trainer)."""
         z = torch.randn(n, self.config.latent_dim, device=self.device) * temperature
-        k = self.config.categories
+        k = self.code_dim
         if not k:
             return z
-        c = torch.randint(0, k, (n,), device=self.device)
+        c = torch.randint(0, k, (n,), device=self.device) if y is None else y
         return torch.cat([z, F.one_hot(c, k).to(z.dtype)], 1)
 
-    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """n draws G(z), z ~ N(0, T^2 I) with T = ``sample_temperature``; batch norm uses its running
-        statistics (so n=1 works, even mid-training)."""
+    def sample(self, n: int, y: torch.Tensor | int | None = None) -> torch.Tensor:
+        """n draws G(z [, y]), z ~ N(0, T^2 I) with T = ``sample_temperature``; batch norm uses its running
+        statistics (so n=1 works, even mid-training). A conditional GAN draws class y (an int, or one
+        label per sample; None: classes drawn uniformly); otherwise y is ignored."""
+        if self.conditional and y is not None:
+            y = self._check(sample_labels(n, y, self.device))
+        else:
+            y = None
         g = self.sampler
         was_training = g.training
         g.eval()
         try:
             with torch.no_grad():
-                return self.decode(self.noise(n, self.config.sample_temperature))
+                return self.output(g(self.noise(n, self.config.sample_temperature, y)))
         finally:
             g.train(was_training)
 
@@ -318,17 +396,27 @@ class GAN(Generator):
         return self.output(self.generator(z)), z
 
     def _code_ce(self, out: torch.Tensor, z: torch.Tensor) -> torch.Tensor | None:
-        """InfoGAN: CE(Q(c|x), c) from D's outputs ``out`` on G(z, c); None without a code."""
-        if not self.config.categories:
+        """InfoGAN / AC-GAN: CE(Q(c|x), c) from D's outputs ``out`` on G(z, c); None without a code."""
+        if not self.code_dim:
             return None
         return F.cross_entropy(out[:, 1:], z[:, self.config.latent_dim:].argmax(1))
 
-    def disc_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Per-batch L_D (with the code's term), the logits on real and fake inputs, and the code's CE."""
+    @staticmethod
+    def _real_class_ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """AC-GAN: CE(Q(y|x), y) from D's outputs ``out`` on real x, the mean over the rows whose label
+        is known (y >= 0); 0 when none is. No host sync: the count is a tensor."""
+        known = y >= 0
+        per_row = F.cross_entropy(out[:, 1:], y.clamp(min=0), reduction="none")
+        return (per_row * known).sum() / known.sum().clamp(min=1)
+
+    def disc_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[
+            torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Per-batch L_D (with the code's or the classes' terms), the logits on real and fake inputs, the
+        code's CE on the fakes, and (conditional, with labels ``y``) the class CE on the real data."""
         with torch.no_grad():  # D's phase: G is fixed, no graph through it
             fake_x, z = self._fake(len(x))
-        real, out = self.critic(x), self.discriminator(fake_x)
-        fake = out[:, 0]
+        out_real, out = self.discriminator(x), self.discriminator(fake_x)
+        real, fake = out_real[:, 0], out[:, 0]
         target = torch.full_like(real, 1.0 - self.config.label_smoothing)
         # L_D = -(1 - s) log D(x) - s log(1 - D(x)) - log(1 - D(G(z)))  [+ lambda CE(Q(c|G(z, c)), c)]
         loss = F.binary_cross_entropy_with_logits(real, target) + F.binary_cross_entropy_with_logits(
@@ -336,7 +424,11 @@ class GAN(Generator):
         ce = self._code_ce(out, z)
         if ce is not None:
             loss = loss + self.config.info_weight * ce
-        return loss, real, fake, ce
+        real_ce = None
+        if self.conditional and y is not None:  # AC-GAN: [+ lambda CE(Q(y|x), y)] on labelled real data
+            real_ce = self._real_class_ce(out_real, y)
+            loss = loss + self.config.info_weight * real_ce
+        return loss, real, fake, ce, real_ce
 
     def gen_loss(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """L_G (with the code's term) and the code's CE."""
@@ -353,9 +445,11 @@ class GAN(Generator):
         return loss, ce
 
     def training_step(self, batch: Batch, phase: str = "disc") -> dict[str, torch.Tensor]:
-        x, _ = batch
+        x, y = batch
+        real_ce = None
         if phase == "disc":
-            loss, real, fake, ce = self.disc_loss(x)
+            labels = self._check(y, allow_unknown=True) if self.conditional else None
+            loss, real, fake, ce, real_ce = self.disc_loss(x, labels)
             out = {"loss": loss, "d_real": torch.sigmoid(real).mean(), "d_fake": torch.sigmoid(fake).mean()}
         elif phase == "gen":
             loss, ce = self.gen_loss(len(x))
@@ -363,14 +457,19 @@ class GAN(Generator):
         else:
             raise ValueError(f"gan has phases 'disc', 'gen'; got phase {phase!r}")
         if ce is not None:
-            out["code_ce"] = ce.detach()  # log K when the code cannot be read back from G's output, 0 at best
+            # log K when the code (class) cannot be read back from G's output, 0 at best
+            out["class_ce" if self.conditional else "code_ce"] = ce.detach()
+        if real_ce is not None:
+            out["real_class_ce"] = real_ce.detach()  # D's classifier on real data
         return out
 
     @torch.no_grad()
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The discriminator's loss on held-out data against fresh fakes (log 4 = 1.386 at equilibrium)."""
-        x, _ = batch
-        loss, real, fake, _ = self.disc_loss(x)
+        """The discriminator's loss on held-out data against fresh fakes (its real/fake part is log 4 =
+        1.386 at equilibrium; a conditional GAN adds the class terms)."""
+        x, y = batch
+        labels = self._check(y, allow_unknown=True) if (self.conditional and y is not None) else None
+        loss, real, fake, _, _ = self.disc_loss(x, labels)
         return {"loss": loss, "gen": self.gen_loss(len(x))[0], "d_real": torch.sigmoid(real).mean(),
                 "d_fake": torch.sigmoid(fake).mean()}
 
@@ -382,21 +481,33 @@ class GAN(Generator):
 
     @torch.no_grad()
     def metrics_batch(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Per-example D(x) on real data (no reconstruction metrics: a GAN has no encoder)."""
-        return {"d_real": torch.sigmoid(self.critic(x))}
+        """Per-example D(x) on real data (no reconstruction metrics: a GAN has no encoder); a conditional
+        GAN with every label known adds ``disc_class_accuracy``, whether D's classifier Q(y|x) names it."""
+        out = self.discriminator(x)
+        values = {"d_real": torch.sigmoid(out[:, 0])}
+        if self.conditional and y is not None and bool((y >= 0).all()):
+            values["disc_class_accuracy"] = (out[:, 1:].argmax(1) == y).float()
+        return values
 
+
+# The DCGAN pair both MNIST presets share: 45 epochs of batches of 64 fit 600 CPU seconds (2 cores, 5 minutes).
+_DCGAN_MNIST = dict(train={"epochs": 45, "batch_size": 64}, architecture="conv", conv_channels=(32, 64), latent_dim=64,
+                    lr=1e-3, init="dcgan", disc_batch_norm=True, ema_decay=0.999)
 
 register_preset(
     "gan-mnist",
     "gan",
-    "DCGAN pair for 28x28 digits with a 10-way InfoGAN code and an EMA generator: readable digits of every class",
-    train={"epochs": 45, "batch_size": 64},
-    architecture="conv",
-    conv_channels=(32, 64),
-    latent_dim=64,
-    lr=1e-3,
-    init="dcgan",
-    disc_batch_norm=True,
-    ema_decay=0.999,
+    "class-conditional DCGAN (AC-GAN) for 28x28 digits, trained on the labels, EMA generator: sample(n, y) "
+    "draws digit y",
+    **_DCGAN_MNIST,
+    conditional=True,
+    num_classes=10,  # MNIST's; training sets it from the data's labels
+)
+
+register_preset(
+    "gan-mnist-unconditional",
+    "gan",
+    "DCGAN pair for 28x28 digits with a 10-way InfoGAN code and an EMA generator, no labels used",
+    **_DCGAN_MNIST,
     categories=10,
 )

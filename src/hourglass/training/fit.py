@@ -129,9 +129,13 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
         memory.check_model(cls, cfg, where="", batch=min(tcfg.batch_size, len(splits.x_train)), training=True)
         with seeded(tcfg.seed):
             net = cls(cfg)
+            if net.conditional and bundle.y_train is None:  # a model conditional as configured (gan)
+                raise DataError(f"model {model!r} with conditional=true needs labels; the data ({bundle.source}) "
+                                "have none")
             if dopts.keep_labels is not None and not net.accepts_unknown_labels:
                 raise ConfigError(f"keep_labels={dopts.keep_labels}: model {model!r} as configured cannot learn from "
-                                  "partial labels; use cvae with semi_supervised=true, or aae with use_labels=true")
+                                  "partial labels; use cvae with semi_supervised=true, aae with use_labels=true, "
+                                  "or gan with conditional=true")
             info = make_info(model, preset, cfg, tcfg, dopts, bundle, splits, scaler, streamed=streamed, budget=budget)
             run = Run(net, scaler, info, splits=splits)
             if out is not None:
