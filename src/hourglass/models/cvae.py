@@ -290,7 +290,7 @@ register_preset(
     "m2-mnist",
     "cvae",
     "semi-supervised M2 for 28x28 digits (with --keep-labels): conv classifier q(y|x), labelled replay",
-    train={"epochs": 30, "batch_size": 100},
+    train={"epochs": 50, "batch_size": 100},
     semi_supervised=True,
     num_classes=10,  # MNIST's; training sets it from the data's labels
     hidden=(512, 256),
