@@ -31,8 +31,8 @@ from ..errors import ConfigError, DataError
 from .blocks import init_weights
 from .common import Activation, BaseConfig
 
-__all__ = ["Activation", "Autoencoder", "BaseConfig", "Batch", "Generator", "bce_per_value", "gaussian_nll",
-           "make_optimizer", "per_example", "sample_labels"]
+__all__ = ["Activation", "Autoencoder", "BaseConfig", "Batch", "Generator", "bce_per_value", "check_labels",
+           "gaussian_nll", "make_optimizer", "per_example", "sample_labels"]
 
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]
 
@@ -59,6 +59,22 @@ def make_optimizer(params, cfg: BaseConfig, lr: float | None = None) -> torch.op
         return torch.optim.RMSprop(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                    foreach=True)
     raise ConfigError(f"config key 'optimizer': unknown optimizer {cfg.optimizer!r}")
+
+
+def check_labels(y: torch.Tensor | None, num_classes: int, *, missing: str, allow_unknown: bool = False,
+                 unknown_hint: str = "") -> torch.Tensor:
+    """Labels ``y`` of a conditional model, checked rather than trusted: class indices in
+    [0, ``num_classes``), or -1 (unknown) where ``allow_unknown``. ``missing`` is the error for y=None;
+    ``unknown_hint`` is added when -1 appears where it is not allowed. One host sync (the range)."""
+    if y is None:
+        raise DataError(missing)
+    if y.numel():
+        lo, hi = (int(v) for v in torch.aminmax(y))
+        if lo < (-1 if allow_unknown else 0) or hi >= num_classes:
+            extra = " or -1 (unknown)" if allow_unknown else ""
+            hint = unknown_hint if lo == -1 and not allow_unknown else ""
+            raise DataError(f"labels must be in [0, {num_classes}){extra}; got values in [{lo}, {hi}]{hint}")
+    return y
 
 
 def sample_labels(n: int, y: torch.Tensor | int, device: torch.device) -> torch.Tensor:

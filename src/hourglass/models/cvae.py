@@ -45,9 +45,9 @@ import torch
 import torch.nn.functional as F
 
 from ..config import option
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..registry import register_model, register_preset
-from .base import Batch, sample_labels
+from .base import Batch, check_labels, sample_labels
 from .blocks import Encoder, init_weights
 from .vae import VAE, VAEConfig
 
@@ -126,16 +126,9 @@ class CVAE(VAE):
         return self.config.semi_supervised
 
     def _check(self, y: torch.Tensor | None, allow_unknown: bool = False) -> torch.Tensor:
-        if y is None:
-            raise DataError("cvae is conditional: pass labels y (class indices)")
-        if y.numel():
-            lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync: labels are checked, not trusted
-            if lo < (-1 if allow_unknown else 0) or hi >= self.label_dim:
-                extra = " or -1 (unknown)" if self.config.semi_supervised else ""
-                hint = ("; unknown labels (-1) need semi_supervised=True"
-                        if lo == -1 and not self.config.semi_supervised else "")
-                raise DataError(f"labels must be in [0, {self.label_dim}){extra}; got values in [{lo}, {hi}]{hint}")
-        return y
+        hint = "" if self.config.semi_supervised else "; unknown labels (-1) need semi_supervised=True"
+        return check_labels(y, self.label_dim, missing="cvae is conditional: pass labels y (class indices)",
+                            allow_unknown=allow_unknown, unknown_hint=hint)
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor:
         return F.one_hot(self._check(y).long(), self.label_dim).float()

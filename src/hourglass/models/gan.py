@@ -88,9 +88,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from ..config import ConfigError, option
-from ..errors import DataError
 from ..registry import register_model, register_preset
-from .base import Activation, BaseConfig, Batch, Generator, make_optimizer, sample_labels
+from .base import Activation, BaseConfig, Batch, Generator, check_labels, make_optimizer, sample_labels
 from .blocks import ACTIVATIONS, Crop, Decoder, Encoder, Flatten, Unflatten, activation, conv_sizes, image_shape
 
 
@@ -317,14 +316,8 @@ class GAN(Generator):
 
     def _check(self, y: torch.Tensor | None, allow_unknown: bool = False) -> torch.Tensor:
         """Labels y, checked: class indices in [0, K) (or -1, unknown, where allowed)."""
-        if y is None:
-            raise DataError("gan with conditional=true needs labels y (class indices)")
-        if y.numel():
-            lo, hi = (int(v) for v in torch.aminmax(y))  # one host sync: labels are checked, not trusted
-            if lo < (-1 if allow_unknown else 0) or hi >= self.num_classes:
-                extra = " or -1 (unknown)" if allow_unknown else ""
-                raise DataError(f"labels must be in [0, {self.num_classes}){extra}; got values in [{lo}, {hi}]")
-        return y.long()
+        return check_labels(y, self.num_classes, missing="gan with conditional=true needs labels y (class indices)",
+                            allow_unknown=allow_unknown).long()
 
     @property
     def sampler(self) -> nn.Module:
