@@ -105,30 +105,27 @@ def conditional_samples(run, j, per_class: int = 100) -> dict:
             "judge_test_accuracy": j["acc"]}
 
 
-def unconditional_samples(run, j, n: int = 1000) -> dict:
-    s = run.sample(n, seed=1) / j["scale"]
+def unconditional_samples(run, j, n: int = 1000, asked: np.ndarray | None = None) -> dict:
+    """n samples judged: the share recognised with confidence >= 0.9, the class shares among them, the
+    spread; with labels ``asked`` (conditional models) also the share recognised as the class asked for."""
+    s = run.sample(n, asked, seed=1) / j["scale"]
     s = s.reshape(len(s), *j["shape"])
     judged = judge_samples(j["judge"], s)
-    return {"confident_samples": judged["confident"], "class_share_min": judged["class_share_min"],
-            "class_share_max": judged["class_share_max"],
-            "sample_spread": mean_pairwise_distance(s[:500]) / mean_pairwise_distance(j["x_test"][:500]),
-            "judge_test_accuracy": j["acc"]}
+    out = {"confident_samples": judged["confident"], "class_share_min": judged["class_share_min"],
+           "class_share_max": judged["class_share_max"],
+           "sample_spread": mean_pairwise_distance(s[:500]) / mean_pairwise_distance(j["x_test"][:500]),
+           "judge_test_accuracy": j["acc"]}
+    if asked is not None:
+        out["samples_as_asked"] = float((judged["predicted"] == asked).mean())
+    return out
 
 
 def gan_samples(run, j, n: int = 1000) -> dict:
     """The GAN's measure: 1,000 samples judged (``unconditional_samples``), for a conditional GAN asked for
-    every class in turn, with the share recognised (argmax) as the class asked for."""
-    if not run.model.conditional:
-        return {"conditional": False, **unconditional_samples(run, j, n)}
-    asked = np.arange(n) % run.model.num_classes
-    s = run.sample(n, asked, seed=1) / j["scale"]
-    s = s.reshape(len(s), *j["shape"])
-    judged = judge_samples(j["judge"], s)
-    return {"conditional": True, "confident_samples": judged["confident"],
-            "class_share_min": judged["class_share_min"], "class_share_max": judged["class_share_max"],
-            "samples_as_asked": float((j["judge"].probs(s).argmax(1) == asked).mean()),
-            "sample_spread": mean_pairwise_distance(s[:500]) / mean_pairwise_distance(j["x_test"][:500]),
-            "judge_test_accuracy": j["acc"]}
+    every class in turn."""
+    conditional = bool(run.model.conditional)
+    asked = np.arange(n) % run.model.num_classes if conditional else None
+    return {"conditional": conditional, **unconditional_samples(run, j, n, asked)}
 
 
 # name -> (README command, model, data, options, what it is for, measure)
@@ -206,8 +203,6 @@ def run_example(name: str, judges: Judges, args) -> dict:
                            if k in ("confident_samples", "sample_spread")})
     elif measure == "conditional":
         result.update(conditional_samples(run, j))
-    elif measure == "unconditional":
-        result.update(unconditional_samples(run, j))
     elif measure == "gan":
         result.update(gan_samples(run, j))
     elif measure == "semi":

@@ -100,13 +100,15 @@ CONFIDENT = 0.9  # the judge's probability for one class above which a sample co
 def judge_samples(judge: Judge, images: np.ndarray, confidence: float = CONFIDENT) -> dict[str, float | np.ndarray]:
     """``confident``: the share of ``images`` ([0, 1], (N, C, H, W)) the judge gives one class with
     probability >= ``confidence``; ``class_shares`` (K,): the share of each class among those (zeros
-    when none is); ``class_share_min`` / ``class_share_max``: their extremes."""
+    when none is); ``class_share_min`` / ``class_share_max``: their extremes; ``predicted`` (N,): the
+    judge's class for each image."""
     probs = judge.probs(images)
+    predicted = probs.argmax(1)
     sure = probs.max(1) >= confidence
-    counts = np.bincount(probs.argmax(1)[sure], minlength=probs.shape[1])
+    counts = np.bincount(predicted[sure], minlength=probs.shape[1])
     shares = counts / max(int(sure.sum()), 1)
     return {"confident": float(sure.mean()), "class_shares": shares, "class_share_min": float(shares.min()),
-            "class_share_max": float(shares.max())}
+            "class_share_max": float(shares.max()), "predicted": predicted}
 
 
 def mean_pairwise_distance(x: np.ndarray) -> float:
