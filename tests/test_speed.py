@@ -174,17 +174,23 @@ def test_fused_optimizer_on_cpu_matches_foreach():
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("size,low", [((28, 28), (14, 14)), ((7, 7), (4, 4)), ((14, 10), (7, 5))])
-def test_upsampled_conv_equals_upsample_crop_conv(size, low):
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size,low,out", [((28, 28), (14, 14), 3), ((28, 28), (14, 14), 1), ((7, 7), (4, 4), 3),
+                                          ((14, 10), (7, 5), 3)])
+def test_upsampled_conv_equals_upsample_crop_conv(size, low, out, channels_last):
+    """Both layouts: channels-last maps take the phase-major channel order and their own interleave."""
     torch.manual_seed(0)
-    m = UpsampledConv2d(5, 3, size).double()
-    x = torch.randn(2, 5, *low, dtype=torch.float64, requires_grad=True)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    m = UpsampledConv2d(5, out, size).double().to(memory_format=fmt)
+    x = torch.randn(2, 5, *low, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
     ref = nn.functional.conv2d(Crop(*size)(nn.Upsample(scale_factor=2)(x)), m.weight, m.bias, padding=1)
     out = m(x)
     torch.testing.assert_close(out, ref)
     g = torch.randn_like(ref)
     torch.testing.assert_close(torch.autograd.grad(out, [x, m.weight, m.bias], g),
                                torch.autograd.grad(ref, [x, m.weight, m.bias], g))
+    if channels_last and size == (28, 28):  # the layout the next layer expects
+        assert out.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("act", ["relu", "leaky_relu", "tanh", "gelu"])

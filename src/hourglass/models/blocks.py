@@ -116,6 +116,17 @@ class UpsampledConv2d(nn.Conv2d):
             up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")[..., :h, :w]
             return super().forward(up)
         r = self.phases.to(self.weight.dtype)
+        if self.out_channels > 1 and x.is_contiguous(memory_format=torch.channels_last):
+            # Channels-last maps: the phases outermost (channel a 2C + b C + o), so that interleaving
+            # them moves runs of C contiguous values; pixel_shuffle's order (o 4 + a 2 + b) would
+            # gather every value with a stride of 4 (a quarter of the time, forward and backward,
+            # for the keras-conv decoder's 8 -> 16 step).
+            kernel = torch.einsum("ary,ocyx,bsx->abocrs", r, self.weight, r).reshape(-1, self.in_channels, 3, 3)
+            y = torch.nn.functional.conv2d(x, kernel, self.bias.repeat(4) if self.bias is not None else None,
+                                           padding=1)
+            n, _, hh, ww = y.shape
+            return (y.permute(0, 2, 3, 1).reshape(n, hh, ww, 2, 2, self.out_channels).permute(0, 1, 3, 2, 4, 5)
+                    .reshape(n, h, w, self.out_channels).permute(0, 3, 1, 2))
         kernel = torch.einsum("ary,ocyx,bsx->oabcrs", r, self.weight, r).reshape(-1, self.in_channels, 3, 3)
         bias = self.bias.repeat_interleave(4) if self.bias is not None else None
         return torch.nn.functional.pixel_shuffle(torch.nn.functional.conv2d(x, kernel, bias, padding=1), 2)
