@@ -120,3 +120,23 @@ def test_bad_training_options_are_refused():
         Trainer(small_model("ae"), TrainConfig(batch_size=0))
     with pytest.raises(ValueError, match="device.*'tpu'"):
         Trainer(small_model("ae"), TrainConfig(device="tpu"))
+
+
+def test_the_trainer_names_data_it_cannot_batch():
+    import numpy as np
+
+    from hourglass import DataError
+    with pytest.raises(DataError, match="numpy.ndarray"):
+        Trainer(small_model("ae"), TrainConfig(epochs=1, batch_size=4, progress=False)).fit(np.zeros((8, 4), "f"))
+
+
+def test_shuffled_batches_are_a_permutation_of_the_rows_with_their_labels():
+    from hourglass.data.batches import TensorBatches
+    x = torch.arange(10.0).reshape(10, 1).repeat(1, 3)
+    y = torch.arange(10) * 7
+    batches = list(TensorBatches(x, y).shuffled(4, torch.Generator().manual_seed(0)))
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    rows = torch.cat([b[0] for b in batches])
+    labels = torch.cat([b[1] for b in batches])
+    assert sorted(rows[:, 0].tolist()) == list(range(10)) and rows[:, 0].tolist() != list(range(10))
+    assert torch.equal(labels, rows[:, 0].long() * 7)
