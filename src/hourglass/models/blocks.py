@@ -98,7 +98,8 @@ class UpsampledConv2d(nn.Conv2d):
         R_0 = [[1, 0, 0], [0, 1, 1], [0, 0, 0]],   R_1 = [[0, 0, 0], [1, 1, 0], [0, 0, 1]].
 
     The four phases are 4 x out_channels output channels of one convolution, interleaved back into
-    the image by ``pixel_shuffle(2)``. The function is the same; the work is done on maps a quarter
+    the image by ``pixel_shuffle(2)`` (on channels-last maps the channels are ordered phase first and
+    the interleave is a permute of whole channel runs; the values are the same). The function is the same; the work is done on maps a quarter
     the size, and the upsampled input is never materialised (in the ``keras-conv`` preset this
     halves the decoder's time). Odd sizes (a crop that drops the last row or column) take the direct
     path."""
