@@ -98,10 +98,10 @@ class UpsampledConv2d(nn.Conv2d):
         R_0 = [[1, 0, 0], [0, 1, 1], [0, 0, 0]],   R_1 = [[0, 0, 0], [1, 1, 0], [0, 0, 1]].
 
     The four phases are 4 x out_channels output channels of one convolution, interleaved back into
-    the image by ``pixel_shuffle(2)`` (on channels-last maps the channels are ordered phase first and
-    the interleave is a permute of whole channel runs; the values are the same). The function is the same; the work is done on maps a quarter
-    the size, and the upsampled input is never materialised (in the ``keras-conv`` preset this
-    halves the decoder's time). Odd sizes (a crop that drops the last row or column) take the direct
+    the image by ``pixel_shuffle(2)`` (on channels-last maps, with the channels ordered phase first,
+    by a permute that moves whole runs of channels). The function is the same; the work is done on
+    maps a quarter the size, and the upsampled input is never materialised (in the ``keras-conv``
+    preset this halves the decoder's time). Odd sizes (a crop that drops the last row or column) take the direct
     path."""
 
     def __init__(self, in_channels: int, out_channels: int, size: tuple[int, int]):
