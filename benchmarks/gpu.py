@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
 from run_all import DEFAULT_DATA, matmul_gflops, model_flops  # noqa: E402
+from run_all import peaks as cpu_peaks  # noqa: E402
 
 import hourglass  # noqa: E402
 from hourglass.evaluate.metrics import evaluate  # noqa: E402
@@ -58,7 +59,7 @@ def bf16_runs_on(device: str) -> bool:
 
 def peaks(device: str) -> dict[str, dict[str, Any]]:
     if device == "cpu":
-        return {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+        return cpu_peaks()
     out = {"fp32": matmul_gflops(torch.float32, 8192, device=device)}
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
