@@ -8,6 +8,7 @@ import csv
 import json
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,28 @@ def test_sharded_batches_together_are_the_global_batches():
             assert torch.equal(x1, xb) and torch.equal(y1, yb)
     ordered = [torch.cat([b[0] for b in TensorBatches(x, y).shard(r, 2).ordered(4)]) for r in range(2)]
     assert torch.equal(torch.cat(ordered), x)  # validation: each example scored once
+
+
+def test_the_tensor_handed_to_all_reduce_outlives_the_call(monkeypatch):
+    # The backend's worker thread lets go of a collective's tensor after the caller goes on; if its reference
+    # were the last, it would free a Python tensor without the interpreter lock and abort the process at exit.
+    handed = []
+
+    def all_reduce(t, op=None):
+        handed.append(t)
+        t.mul_(2)  # two ranks holding the same values
+
+    monkeypatch.setattr(distributed, "_context", distributed.Context(0, 2))
+    monkeypatch.setattr(distributed, "_reduced", {})
+    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
+    a = distributed.all_reduce_sum(torch.tensor([1.0, 2.0]))
+    b = distributed.all_reduce_sum(torch.tensor([3.0, 4.0]))
+    assert a.tolist() == [2.0, 4.0] and b.tolist() == [6.0, 8.0]  # the second call leaves the first result alone
+    assert handed[0] is handed[1] and all(h is not r for h in handed for r in (a, b))
+    kept = weakref.ref(handed[0])
+    handed.clear()
+    del a, b
+    assert kept() is not None  # the module still holds it: the worker thread never drops the last reference
 
 
 def test_torchrun_variables_are_read_and_checked(monkeypatch):

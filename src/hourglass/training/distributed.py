@@ -159,15 +159,29 @@ def barrier() -> None:
         dist.barrier()
 
 
+# The tensors hourglass hands to all-reduce, one per (device, dtype, shape), kept for the life of the process.
+# The backend's worker thread (gloo's run loop, NCCL's watchdog) lets go of a collective's tensors only after
+# the caller has been told it is done. Were its reference the last one to a tensor Python had created, that
+# thread would need the interpreter lock to free it; at interpreter exit it cannot have it, and the process
+# aborts ("terminate called without an active exception"; rank 1 of a 2-rank CPU run, about one exit in
+# ten on a loaded machine). DDP keeps the process group, and so those threads, alive until exit. Kept here,
+# such a tensor is never freed by that thread.
+_reduced: dict[tuple[torch.device, torch.dtype, tuple[int, ...]], torch.Tensor] = {}
+
+
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """``t`` summed over ranks (``t`` itself in one process). Gloo reduces on the CPU; NCCL on the GPU."""
     if not current().active:
         return t
     import torch.distributed as dist
 
-    out = t.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
-    return out
+    key = (t.device, t.dtype, tuple(t.shape))
+    buffer = _reduced.get(key)
+    if buffer is None:
+        buffer = _reduced[key] = torch.empty(t.shape, dtype=t.dtype, device=t.device)
+    buffer.copy_(t.detach())
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+    return buffer.clone()
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:
