@@ -163,9 +163,10 @@ def barrier() -> None:
 # The backend's worker thread (gloo's run loop, NCCL's watchdog) lets go of a collective's tensors only after
 # the caller has been told it is done. Were its reference the last one to a tensor Python had created, that
 # thread would need the interpreter lock to free it; at interpreter exit it cannot have it, and the process
-# aborts ("terminate called without an active exception"; rank 1 of a 2-rank CPU run, about one exit in
-# ten on a loaded machine). DDP keeps the process group, and so those threads, alive until exit. Kept here,
-# such a tensor is never freed by that thread.
+# aborts ("terminate called without an active exception"; rank 1 of a 2-rank CPU run, 3 exits in 28 beside
+# two busy processes). DDP keeps the process group, and so those threads, alive until exit: destroying the
+# group does not join them. Kept here (never cleared), such a tensor outlives the thread's reference, and the
+# thread only lowers a count.
 _reduced: dict[tuple[torch.device, torch.dtype, tuple[int, ...]], torch.Tensor] = {}
 
 
