@@ -50,7 +50,7 @@ def copied(run: Path, tmp_path: Path) -> Path:
 
 def small_model(name: str, input_shape=(12,), **overrides):
     """A small instance of registered model ``name`` for fast tests."""
-    cls = hourglass.registry.get_model_class(name)
+    cls = hourglass.models.get_model_class(name)
     fields = {f.name for f in dataclasses.fields(cls.config_cls)}
     cfg = {"input_shape": input_shape, "latent_dim": 3, "hidden": (16,), "conv_channels": (4, 8)}
     if "num_classes" in fields:

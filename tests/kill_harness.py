@@ -7,7 +7,7 @@ then reads one JSON request per line on stdin and answers one JSON line on stdou
 
 * ``step``: the trainer has just finished an optimizer step (each phase of an adversarial model
   counts), a moment inside an epoch;
-* any other name: a durable step of a write (``hourglass.rundir.FAULT_HOOK``): a checkpoint part,
+* any other name: a durable step of a write (``hourglass.io.FAULT_HOOK``): a checkpoint part,
   the checkpoint's rename, the top-level files, the final save (``wrote model.safetensors``, ...).
 
 ``KILL`` is ``kill -9``; ``TERM`` is the polite stop (training finishes its step and checkpoints). The
@@ -35,9 +35,9 @@ import torch._dynamo  # noqa: E402, F401
 
 import hourglass  # noqa: E402
 import hourglass.evaluate.metrics  # noqa: E402, F401
-from hourglass import rundir  # noqa: E402
+from hourglass import io  # noqa: E402
 from hourglass.errors import HourglassError, TrainingInterrupted  # noqa: E402
-from hourglass.training import fit  # noqa: E402
+from hourglass.run import fit  # noqa: E402
 from hourglass.training.trainer import Trainer  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def child(req: dict, result_path: str) -> int:
 
         Trainer._step = step
     elif point:
-        rundir.FAULT_HOOK = reached
+        io.FAULT_HOOK = reached
     fn = {"train": fit.train, "resume": fit.resume}[req["fn"]]
     try:
         fn(*req.get("args", []), **req.get("kwargs", {}))

@@ -204,7 +204,7 @@ def test_train_anomaly_class_errors(tmp_path, capsys):
 
 # -- compare -------------------------------------------------------------------------------------------------
 def test_compare_writes_csv_markdown_and_png_with_one_row_per_method(tmp_path):
-    from hourglass.evaluate.compare import compare
+    from hourglass.compare import compare
 
     methods = ["pca", "isomap", "tsne", "umap", "ae"]
     res = compare("digits", latent_dim=2, methods=methods, out=tmp_path, epochs=3, max_train=300)
@@ -234,7 +234,7 @@ def test_compare_writes_csv_markdown_and_png_with_one_row_per_method(tmp_path):
 def test_compare_lda_is_supervised_has_no_inverse_and_takes_arrays(tmp_path):
     """LDA is fitted with the labels and says so (column, note, CSV); on well separated classes given as
     arrays its 2-D projection keeps them apart, while PCA (which ignores the labels) mixes them."""
-    from hourglass.evaluate.compare import compare
+    from hourglass.compare import compare
 
     # 4 classes one-hot in 3 columns (variance 3/16 each after min-max scaling) beside 20 columns of coin
     # flips (variance 1/4 each): the directions of most variance (PCA's) carry no class information,
@@ -259,7 +259,7 @@ def test_compare_lda_is_supervised_has_no_inverse_and_takes_arrays(tmp_path):
 
 def test_compare_lda_refuses_more_dimensions_than_classes_minus_one_and_unlabelled_data(tmp_path, capsys):
     from hourglass import ConfigError
-    from hourglass.evaluate.compare import compare
+    from hourglass.compare import compare
 
     assert run_cli("compare", "--methods", "pca,lda", "--latent-dim", 10, "--out", tmp_path) == 2
     err = capsys.readouterr().err
@@ -272,7 +272,7 @@ def test_compare_lda_refuses_more_dimensions_than_classes_minus_one_and_unlabell
 
 
 def test_compare_figure_marks_supervised_methods_and_keeps_far_outliers_from_squashing_a_panel():
-    from hourglass.evaluate.compare import Comparison, embeddings_figure
+    from hourglass.compare import Comparison, embeddings_figure
     from hourglass.report.figures import new_figure
 
     rng = np.random.default_rng(0)

@@ -62,7 +62,7 @@ def torchscript_model(path):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("architecture", ["mlp", "conv"])
-@pytest.mark.parametrize("name", [m for m in MODELS if issubclass(hourglass.registry.get_model_class(m), Autoencoder)])
+@pytest.mark.parametrize("name", [m for m in MODELS if issubclass(hourglass.models.get_model_class(m), Autoencoder)])
 def test_exported_graphs_reproduce_the_run(name, architecture, fmt, runs, digits, tmp_path):
     run = runs(name, architecture)
     (_, _), (x, y) = digits

@@ -70,7 +70,7 @@ def test_image_grids_are_large_and_labelled(tmp_path):
 def test_loss_curves_label_their_axes_with_units(tmp_path):
     run = hourglass.train("vae", "digits", epochs=1, latent_dim=2, hidden=(16,), progress=False, threads=1,
                           iwae_samples=2)
-    from hourglass.report.run_figures import loss_ylabels
+    from hourglass.run.figures import loss_ylabels
 
     labels = loss_ylabels(run.model)
     assert labels["loss"] == "loss (nats per example)" and labels["kl"] == "KL (nats per example)"

@@ -225,7 +225,7 @@ def test_every_registered_model_can_be_measured_without_memory():
     its parameter count is exact."""
     import dataclasses
 
-    from hourglass.registry import get_model_class, make_config
+    from hourglass.models import get_model_class, make_config
 
     for name in hourglass.list_models():
         cls = get_model_class(name)

@@ -23,7 +23,7 @@ def test_registry_lists_the_foundation_models():
 
 
 def test_registry_refuses_duplicate_names():
-    cls = hourglass.registry.get_model_class("ae")
+    cls = hourglass.models.get_model_class("ae")
 
     class Other(cls):
         pass
@@ -39,7 +39,7 @@ def test_unknown_model_names_the_choices():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_model_has_summary_and_documented_fields(name):
-    cls = hourglass.registry.get_model_class(name)
+    cls = hourglass.models.get_model_class(name)
     assert cls.summary, f"{name} needs a one-line summary for `hourglass list`"
     for f in dataclasses.fields(cls.config_cls):
         assert f.metadata.get("help"), f"{name}: config field {f.name!r} has no help text"

@@ -302,7 +302,8 @@ def test_training_leaves_the_callers_random_stream_alone():
 
 
 def test_list_comes_from_the_model_files_and_matches_the_registry():
-    from hourglass.registry import catalog, get_model_class
+    from hourglass.models import get_model_class
+    from hourglass.registry import catalog
 
     models, presets = catalog()
     assert models == {n: get_model_class(n).summary for n in MODELS}
@@ -320,11 +321,11 @@ def test_train_help_lists_the_models_config_fields(capsys):
 def test_every_public_name_resolves():
     for name in hourglass.__all__:
         assert getattr(hourglass, name) is not None, name
-    assert callable(hourglass.train) and hourglass.train.__module__ == "hourglass.training.fit"
+    assert callable(hourglass.train) and hourglass.train.__module__ == "hourglass.run.fit"
 
 
 def test_train_arrays_holds_out_validation_only_and_evaluates_nothing():
-    from hourglass.training.fit import train_arrays
+    from hourglass.run.fit import train_arrays
 
     x, y = _table(50, 4)
     opts = {k: v for k, v in FAST.items() if k != "figures"}

@@ -19,7 +19,8 @@ from safetensors.torch import load_file, save_file
 
 import hourglass
 from helpers import SMALL_RUN, copied, one_line_error, run_cli, subprocess_env
-from hourglass import rundir
+from hourglass import io
+from hourglass.run import rundir
 from hourglass.training import checkpoint as ckpt
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -37,7 +38,7 @@ class Holder:
     """Another process holding a run directory's lock until closed."""
 
     def __init__(self, path: Path):
-        code = ("import sys; from hourglass import rundir\n"
+        code = ("import sys; from hourglass.run import rundir\n"
                 f"with rundir.locked({str(path)!r}, 'hourglass train --resume (test)'):\n"
                 "    print('locked', flush=True); sys.stdin.read()")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -135,7 +136,7 @@ def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path
     out.mkdir()
     shutil.copy(tmp_path / "reference" / "config.json", out / "config.json")
     (out / rundir.LOCK_NAME).write_text(json.dumps({"pid": 2 ** 22 + 1, "host": socket.gethostname()}))
-    (out / f"{rundir.TMP_PREFIX}.config.json.x1").write_text("half")
+    (out / f"{io.TMP_PREFIX}.config.json.x1").write_text("half")
     with pytest.raises(hourglass.CheckpointError, match="stopped before its first checkpoint.*--resume"):
         hourglass.load(out)
     again = hourglass.train("ae", "digits", out=out, **SMALL)  # restarted: nothing of it was kept
@@ -235,8 +236,8 @@ def test_an_explicit_output_elsewhere_is_written_as_asked(run_dir, tmp_path):
 
 # -- stray files and damaged checkpoints -------------------------------------------------------------------
 def test_stray_temporary_files_are_removed_by_the_next_owner(run_dir):
-    stray = [run_dir / f"{rundir.TMP_PREFIX}.model.safetensors.abc", run_dir / "checkpoints" /
-             f"{rundir.TMP_PREFIX}.epoch-000003.xyz"]
+    stray = [run_dir / f"{io.TMP_PREFIX}.model.safetensors.abc", run_dir / "checkpoints" /
+             f"{io.TMP_PREFIX}.epoch-000003.xyz"]
     stray[0].write_bytes(b"half a file")
     stray[1].mkdir()
     (stray[1] / "model.safetensors").write_bytes(b"half")

@@ -67,7 +67,7 @@ def test_sklearn_estimator_checks_whole_family(estimator, check):
 def test_the_family_covers_every_model_with_an_encoder():
     from hourglass.models.base import Autoencoder
 
-    get = hourglass.registry.get_model_class
+    get = hourglass.models.get_model_class
     with_encoder = [m for m in hourglass.list_models() if issubclass(get(m), Autoencoder)]
     assert sorted(FAMILY) == with_encoder  # a new model joins the estimator checks
 

@@ -234,7 +234,7 @@ def test_a_bf16_run_is_evaluated_in_bf16_where_the_cpu_runs_it(monkeypatch):
 
 
 def test_memory_reuse_is_applied_to_in_memory_runs_only(monkeypatch):
-    from hourglass.training import fit
+    from hourglass.run import fit
 
     calls = []
     monkeypatch.setattr(fit, "keep_freed_memory", lambda: calls.append(1) or True)

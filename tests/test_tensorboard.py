@@ -8,7 +8,7 @@ import pytest
 
 import hourglass
 from hourglass.cli import main
-from hourglass.report.tensorboard import scalar_tag
+from hourglass.training.loggers import scalar_tag
 
 
 def test_history_keys_become_grouped_tags():

@@ -20,15 +20,15 @@ from .errors import CheckpointError, ConfigError, DataError, HourglassError, Pat
 # public name -> the module that defines it
 _EXPORTS = {
     "Run": "run", "load": "run",
-    "train": "training.fit", "resume": "training.fit",
-    "create": "registry", "list_models": "registry", "list_presets": "registry", "make_config": "registry",
+    "train": "run.fit", "resume": "run.fit",
+    "create": "models", "list_models": "models", "list_presets": "models", "make_config": "models",
     "register_model": "registry", "register_preset": "registry",
     "load_data": "data", "list_datasets": "data", "as_bundle": "data",
     "TrainConfig": "options", "DataOptions": "options",
     "pca_subspace_angles": "evaluate.subspace",
 }
-_SUBMODULES = {"config", "data", "errors", "evaluate", "export", "models", "options", "priors", "registry", "report",
-               "run", "seeding", "sklearn", "threads", "training", "cli"}
+_SUBMODULES = {"compare", "config", "data", "errors", "evaluate", "export", "io", "models", "options", "priors",
+               "registry", "report", "run", "seeding", "sklearn", "threads", "training", "cli"}
 
 __all__ = [  # noqa: F822 - the names in _EXPORTS are loaded on first use by __getattr__
     "CheckpointError", "ConfigError", "DataError", "DataOptions", "HourglassError", "PathError", "Run", "TrainConfig",

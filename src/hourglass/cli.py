@@ -232,7 +232,7 @@ def _model_help(argv: list[str]) -> str | None:
     if argv[1] not in catalog()[0]:
         return None
     from .config import config_help
-    from .registry import get_model_class
+    from .models import get_model_class
 
     cls = get_model_class(argv[1])
     lines = [f"config fields of {argv[1]} (set any with --set KEY=VALUE):"]
@@ -307,7 +307,7 @@ def cmd_list(args) -> int:
         print(f"  {name:<14} {desc}")
     if args.fields:
         from .config import config_help
-        from .registry import get_model_class
+        from .models import get_model_class
 
         cls = get_model_class(args.fields)
         print(f"config fields of {args.fields} (--set KEY=VALUE):")
@@ -327,7 +327,7 @@ def _given_options(args) -> dict[str, Any]:
 def cmd_train(args) -> int:
     given = _given_options(args)
     if args.resume:
-        from .training.fit import resume
+        from .run.fit import resume
 
         fixed = sorted(set(given) - set(RESUME_KEEPS)) + [k for k in ("preset", "out") if getattr(args, k)]
         if args.sets:
@@ -341,7 +341,7 @@ def cmd_train(args) -> int:
                      checkpoint_interval=_number(given.get("checkpoint_interval"), "checkpoint_interval", float),
                      tensorboard=args.tensorboard)
     else:
-        from .training.fit import train
+        from .run.fit import train
 
         if not args.model:
             raise UsageError("train needs a MODEL (see `hourglass list`), or --resume RUN_DIR")
@@ -554,7 +554,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .evaluate.compare import compare
+    from .compare import compare
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     result = compare(args.data, data_dir=args.data_dir, latent_dim=args.latent_dim, methods=methods, out=args.out,

@@ -1,27 +1,22 @@
-"""The model registry: ``@register_model`` and named presets.
+"""The model registry: ``@register_model`` and named presets, and nothing above them.
 
-Everything that needs "the model called X" (the CLI, checkpoint loading, the scikit-learn wrapper,
-the generic tests) goes through here, so adding a model is one new file in ``hourglass/models/``:
-the package imports every module in that folder, and each module registers its own classes.
+A model file imports this module and registers its own classes; this module imports no model (the
+arrows point one way, as torchvision's ``register_model`` does). Looking a model up by name is
+:mod:`hourglass.models`' job: it imports every file in its folder first, so adding a model is one
+new file in ``hourglass/models/``. :func:`catalog` reads those files' source without importing them.
 """
 
 from __future__ import annotations
 
 import ast
 import dataclasses
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import Any, Callable, TypeVar
-
-from .config import build_config
-from .errors import ConfigError
 
 T = TypeVar("T", bound=type)
 
 _MODELS: dict[str, type] = {}
 _PRESETS: dict[str, "Preset"] = {}
-_loaded = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,68 +52,14 @@ def register_preset(name: str, model: str, description: str, train: dict[str, An
     _PRESETS[name] = Preset(name, model, description, dict(config), dict(train or {}))
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from . import models
-
-    for info in pkgutil.iter_modules(models.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{models.__name__}.{info.name}")
+def registered_models() -> dict[str, type]:
+    """The models registered so far, by name (:func:`hourglass.models.list_models` imports them all first)."""
+    return dict(_MODELS)
 
 
-def list_models() -> list[str]:
-    """Names of every registered model, sorted."""
-    _load_all()
-    return sorted(_MODELS)
-
-
-def list_presets() -> dict[str, Preset]:
-    _load_all()
-    return dict(sorted(_PRESETS.items()))
-
-
-def get_model_class(name: str) -> type:
-    _load_all()
-    if name not in _MODELS:
-        raise ConfigError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
-
-
-def get_preset(name: str) -> Preset:
-    _load_all()
-    if name not in _PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(sorted(_PRESETS))}")
-    return _PRESETS[name]
-
-
-def preset_for(model: str, preset: str | None) -> Preset | None:
-    """Preset ``preset`` (None: none), refused when it belongs to another model."""
-    if preset is None:
-        return None
-    p = get_preset(preset)
-    if p.model != model:
-        raise ConfigError(f"preset {preset!r} is for model {p.model!r}, not {model!r}")
-    return p
-
-
-def make_config(name: str, preset: str | None = None, *, from_string: bool = False, **values: Any) -> Any:
-    """The config of model ``name``: defaults, then the preset's values, then ``values``."""
-    cls = get_model_class(name).config_cls
-    p = preset_for(name, preset)
-    base = build_config(cls, dict(p.config)) if p is not None and p.config else None
-    return build_config(cls, values, from_string=from_string, base=base)
-
-
-def create(name: str, preset: str | None = None, **config: Any):
-    """Build model ``name`` from its config (``input_shape`` is required).
-
-    >>> model = create("vae", input_shape=(64,), latent_dim=2)
-    """
-    cfg = make_config(name, preset, **config)
-    return get_model_class(name)(cfg)
+def registered_presets() -> dict[str, Preset]:
+    """The presets registered so far, by name."""
+    return dict(_PRESETS)
 
 
 def catalog() -> tuple[dict[str, str], dict[str, tuple[str, str]]]:

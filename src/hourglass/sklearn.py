@@ -8,7 +8,7 @@
   ``decision_function = score_samples - offset_``, ``predict`` (+1 inlier, -1 outlier), ``fit_predict``.
 
 Any registered model with an encoder works, by name (``hourglass list``); the GAN has none and is refused.
-Both estimators train through the library itself (:func:`hourglass.training.fit.train_arrays`: the
+Both estimators train through the library itself (:func:`hourglass.run.fit.train_arrays`: the
 registry builds the model, the run's :class:`~hourglass.data.Scaler` is fitted on the training part,
 the generic trainer trains it) and keep the result as a :class:`~hourglass.run.Run` in ``run_``.
 
@@ -78,8 +78,8 @@ OWN_OPTIONS = ("latent_dim", "hidden", "epochs", "batch_size", "lr", "recon_loss
 
 
 def _model_class(name: Any) -> type:
+    from .models import get_model_class
     from .models.base import Autoencoder
-    from .registry import get_model_class
 
     if not isinstance(name, str):
         raise ConfigError(f"model must be a model name such as 'ae' or 'vae', got {name!r}")
@@ -205,7 +205,7 @@ class _AutoencoderEstimator(BaseEstimator):
     def _fit(self, X, y):
         """Validate, train through the library; returns the run's splits (for calibration)."""
         from .run import Run
-        from .training.fit import train_arrays
+        from .run.fit import train_arrays
 
         cls = _model_class(self.model)
         # Conditional models need class labels; others that can use them (the AAE with use_labels) take
@@ -359,7 +359,7 @@ def _run_from_record(record: dict[str, Any], device: str):
 
     from .config import build_config
     from .data import Scaler
-    from .registry import get_model_class
+    from .models import get_model_class
     from .run import Run
     from .training.trainer import resolve_device
 

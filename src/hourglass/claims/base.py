@@ -148,8 +148,8 @@ class Context:
         """A :class:`hourglass.Run` of ``model`` trained on ``x`` (default: the training split), labels
         ``y`` (default: none, unless ``x`` is None and the model is conditional), in [0, 1] units as
         given (no scaling). ``flat`` trains on the flattened pixels. Options are ``hourglass.train``'s."""
-        from ..registry import get_model_class
-        from ..training.fit import train_arrays
+        from ..models import get_model_class
+        from ..run.fit import train_arrays
 
         if x is None:
             x = self.x_train

@@ -15,7 +15,7 @@ def check(ctx: Context) -> Finding:
 
     from ..data.datasets import load_data
     from ..evaluate.subspace import pca_subspace_angles
-    from ..registry import create
+    from ..models import create
     from ..report.figures import new_figure
     from ..seeding import seeded
 

@@ -38,9 +38,9 @@ RELATIVE = 0.05  # a gap in test pixel MSE below 5% of it is "the same"
 def check(ctx: Context) -> Finding:
     import torch
 
+    from ..models import create
     from ..models.ae import AE
     from ..models.base import per_example
-    from ..registry import create
     from ..report.figures import image_grid, new_figure
     from ..seeding import seeded
 
@@ -207,7 +207,7 @@ def _likelihood_identities(net, x_test: np.ndarray, arch: dict) -> dict[str, flo
     import torch
     from torch.distributions import Bernoulli, Normal
 
-    from ..registry import create
+    from ..models import create
 
     x = torch.as_tensor(x_test)
     with torch.no_grad():

@@ -35,7 +35,7 @@ def check(ctx: Context) -> Finding:
     import torch
     from torch import nn
 
-    from ..registry import create
+    from ..models import create
     from ..report.figures import image_grid, new_figure
     from ..seeding import seeded
 

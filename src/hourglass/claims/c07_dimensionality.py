@@ -1,7 +1,7 @@
 """Claim 7: an autoencoder's encoder is a nonlinear dimensionality reduction, to be set beside PCA, LDA,
 t-SNE, Isomap and LLE.
 
-The experiment is ``hourglass compare`` itself (:func:`hourglass.evaluate.compare.compare`), with 2-D
+The experiment is ``hourglass compare`` itself (:func:`hourglass.compare.compare`), with 2-D
 codes on a seeded subset of the training images: every method sees the same flattened pixels and is
 scored by the same :func:`~hourglass.evaluate.codes.code_metrics` on the test images (kNN and linear-
 probe accuracy of the classes from the codes, trustworthiness of the neighbourhoods, Venna & Kaski
@@ -28,7 +28,7 @@ MARGIN = 0.02  # a difference in accuracy or trustworthiness smaller than this i
        """An autoencoder's encoder is a nonlinear dimensionality reduction; compared with PCA, LDA, t-SNE,
        Isomap and LLE (here: 2-D codes), its nonlinearity beats the linear PCA.""")
 def check(ctx: Context) -> Finding:
-    from ..evaluate.compare import compare, embeddings_figure
+    from ..compare import compare, embeddings_figure
     from ..report.figures import new_figure
 
     n_train, n_test = ctx.pick((4000, 2000), (600, 359))

@@ -55,7 +55,7 @@ def check(ctx: Context) -> Finding:
     import torch
 
     from ..evaluate.judge import mean_pairwise_distance
-    from ..registry import get_preset
+    from ..models import get_preset
     from ..report.figures import image_grid, new_figure
 
     judge = ctx.judge()

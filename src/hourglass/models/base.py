@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -317,3 +318,16 @@ class Autoencoder(Generator):
             p = self.output(raw).clamp(1e-7, 1 - 1e-7)
             out["recon_bce"] = per_example(F.binary_cross_entropy(p, x.clamp(0, 1), reduction="none"), "mean")
         return out
+
+
+@torch.no_grad()
+def sample_grid(model, n: int) -> tuple[np.ndarray, int]:
+    """About ``n`` samples of a generative model and the row length of their grid: for a conditional
+    model ``n // K`` of each class, a row per class; otherwise ``n`` samples in rows of 8."""
+    ys, nrow = None, 8
+    if model.conditional:
+        k = model.num_classes
+        nrow = max(1, n // k)
+        ys = torch.arange(k, device=model.device).repeat_interleave(nrow)
+        n = len(ys)
+    return model.sample(n, ys).cpu().numpy(), nrow

@@ -201,7 +201,7 @@ class StopOnSignal(Callback):
 
 
 class TensorBoard(Callback):
-    """Every epoch's losses (and image grids) into ``RUN_DIR/tensorboard`` (see report.tensorboard)."""
+    """Every epoch's losses (and image grids) into ``RUN_DIR/tensorboard`` (see training.loggers)."""
 
     def __init__(self, logger) -> None:
         self.logger = logger

@@ -41,8 +41,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .. import memory, rundir
+from .. import io, memory
 from ..errors import CheckpointError, path_access
+
+CHECKPOINTS = "checkpoints"  # RUN/checkpoints/epoch-NNNNNN: one folder per checkpoint
 
 FORMAT_VERSION = 1  # of config.json
 CHECKPOINT_FORMAT = 2  # of a checkpoint folder (1: the loose files of hourglass 0.1's first releases)
@@ -61,7 +63,7 @@ def write_json(path: str | Path, obj: Any) -> None:
             json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
             f.write("\n")
 
-    rundir.atomic_write(path, w)
+    io.atomic_write(path, w)
 
 
 def _json_default(o: Any) -> Any:
@@ -97,7 +99,7 @@ def read_json(path: str | Path, *, finite: bool = False, max_bytes: int = MAX_JS
 
 def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    rundir.atomic_write(Path(path), lambda tmp: save_file(flat, tmp, metadata=metadata))
+    io.atomic_write(Path(path), lambda tmp: save_file(flat, tmp, metadata=metadata))
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
@@ -183,7 +185,7 @@ def save_state(folder: str | Path, state: dict[str, Any]) -> None:
     """The trainer state alone, as ``trainer_state.safetensors`` + ``trainer_state.json`` in ``folder``."""
     folder = Path(folder)
     tensors, meta = _state_parts(state)
-    rundir.atomic_write(folder / "trainer_state.safetensors", lambda tmp: save_file(tensors, tmp))
+    io.atomic_write(folder / "trainer_state.safetensors", lambda tmp: save_file(tensors, tmp))
     write_json(folder / "trainer_state.json", meta)
 
 
@@ -217,7 +219,7 @@ def _write_history_file(path: str, history: list[dict[str, Any]]) -> None:
 
 def write_history(path: str | Path, history: list[dict[str, Any]]) -> None:
     """The per-epoch history as CSV (one column per key that any epoch logged)."""
-    rundir.atomic_write(Path(path), lambda tmp: _write_history_file(tmp, history))
+    io.atomic_write(Path(path), lambda tmp: _write_history_file(tmp, history))
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:
@@ -259,8 +261,8 @@ def _sha256(path: Path) -> str:
 def _write_part(folder: Path, name: str, write) -> dict[str, Any]:
     path = folder / name
     write(str(path))
-    rundir.fsync_file(path)
-    rundir.fault_point(f"checkpoint part {name}")
+    io.fsync_file(path)
+    io.fault_point(f"checkpoint part {name}")
     return {"bytes": path.stat().st_size, "sha256": _sha256(path)}
 
 
@@ -270,14 +272,14 @@ def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], state
     ``identity`` (the model name and config from ``config.json``) is recorded in the manifest so that
     ``--resume`` can tell a checkpoint of another model apart."""
     run_dir = Path(run_dir)
-    root = run_dir / rundir.CHECKPOINTS
+    root = run_dir / CHECKPOINTS
     epoch, step = int(state["trainer"]["epoch"]), int(state["trainer"].get("step", 0))
     name = checkpoint_name(epoch, step)
-    rundir.make_dir(root)
+    io.make_dir(root)
     flat = {k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}
     tensors, meta = _state_parts(state)
     with path_access(root, "write a checkpoint in"):
-        tmp = Path(tempfile.mkdtemp(prefix=f"{rundir.TMP_PREFIX}.{name}.", dir=root))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{io.TMP_PREFIX}.{name}.", dir=root))
         try:
             files = {
                 "model.safetensors": _write_part(tmp, "model.safetensors", lambda p: save_file(flat, p)),
@@ -289,22 +291,22 @@ def save_checkpoint(run_dir: str | Path, weights: dict[str, torch.Tensor], state
             }
             manifest = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "step": step, **(identity or {}), "files": files}
             _write_part(tmp, MANIFEST, lambda p: _dump(p, manifest))
-            rundir.fsync_dir(tmp)
+            io.fsync_dir(tmp)
             final = root / name
             if final.exists():  # the same moment saved again (a resumed run stopped where it began)
-                rundir.remove_tree(final)
+                io.remove_tree(final)
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        rundir.fsync_dir(root)
-    rundir.fault_point("checkpoint renamed")
+        io.fsync_dir(root)
+    io.fault_point("checkpoint renamed")
     for other in _checkpoints(root):
         if other != final:
-            rundir.remove_tree(other)
-    rundir.fault_point("older checkpoints removed")
+            io.remove_tree(other)
+    io.fault_point("older checkpoints removed")
     for part in ("model.safetensors", "history.csv"):
-        rundir.install_file(final / part, run_dir / part)
+        io.install_file(final / part, run_dir / part)
     return final
 
 
@@ -328,7 +330,7 @@ def _checkpoints(root: Path) -> list[Path]:
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest checkpoint folder of ``run_dir``, unverified (None if there is none)."""
-    found = _checkpoints(Path(run_dir) / rundir.CHECKPOINTS)
+    found = _checkpoints(Path(run_dir) / CHECKPOINTS)
     return found[-1] if found else None
 
 
@@ -344,7 +346,7 @@ def open_checkpoint(run_dir: str | Path, info: dict[str, Any]) -> tuple[Path, di
                                   "(trainer_state.json beside the weights), whose parts cannot be checked to "
                                   "agree; it cannot be resumed safely: train the run again")
         return None
-    rundir.refuse_link(folder)
+    io.refuse_link(folder)
     manifest = read_json(folder / MANIFEST)
     where = folder / MANIFEST
     if not isinstance(manifest, dict) or manifest.get("format") != CHECKPOINT_FORMAT:

@@ -17,7 +17,7 @@
 4. Evaluate through :meth:`Run.evaluate <hourglass.run.Run.evaluate>`, save, draw the figures and write
    the report.
 
-With a run directory, the whole of it runs under the directory's lock (:mod:`hourglass.rundir`): the
+With a run directory, the whole of it runs under the directory's lock (:mod:`hourglass.run.rundir`): the
 directory is claimed before anything else (new or empty, or a run stopped before its first
 checkpoint), and ``resume`` takes the lock, removes what an interrupted writer left, and continues from
 the newest checkpoint after verifying it against its manifest; a run with no checkpoint yet starts
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import memory, rundir
+from .. import memory
 from ..config import build_config, config_to_dict
 from ..data import DataBundle, as_bundle
 from ..data.bundle import place
@@ -45,15 +45,16 @@ from ..data.scaling import make_scaler
 from ..data.sources import IN_MEMORY, fingerprint
 from ..data.splits import make_splits
 from ..errors import CheckpointError, ConfigError, DataError, TrainingInterrupted
+from ..models import get_model_class, make_config, preset_for
 from ..options import DataOptions, TrainConfig
-from ..registry import get_model_class, make_config, preset_for
-from ..run import Run, make_info
 from ..seeding import seeded
-from . import checkpoint as ckpt
-from . import distributed
-from .callbacks import Checkpoint, StopOnSignal, TensorBoard
-from .speed import keep_freed_memory
-from .trainer import Trainer
+from ..training import checkpoint as ckpt
+from ..training import distributed
+from ..training.callbacks import Checkpoint, StopOnSignal, TensorBoard
+from ..training.speed import keep_freed_memory
+from ..training.trainer import Trainer
+from . import rundir
+from .run import Run, make_info
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 DATA_FIELDS = {f.name for f in dataclasses.fields(DataOptions)}
@@ -231,7 +232,7 @@ def _check_tensorboard(out: str | Path | None) -> None:
     """Before anything is written: TensorBoard logging needs a run directory and the package."""
     if out is None:
         raise ConfigError("tensorboard=True needs a run directory to log into (out=...)")
-    from ..report.tensorboard import summary_writer_class
+    from ..training.loggers import summary_writer_class
 
     summary_writer_class()
 
@@ -249,7 +250,7 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
     if out is not None or trainer.dist.active:  # every rank stops at the step they agree on
         trainer.callbacks.append(stop)
     if tensorboard and out is not None:
-        from ..report.tensorboard import TensorBoardLogger
+        from ..training.loggers import TensorBoardLogger
 
         logger = TensorBoardLogger(out / "tensorboard", run.model, splits, run.info["data"]["kind"] == "image")
         trainer.callbacks.append(TensorBoard(logger))

@@ -17,10 +17,9 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..models.base import Autoencoder
+from ..models.base import Autoencoder, sample_grid
+from ..report.figures import image_grid
 from ..seeding import seeded
-from .figures import image_grid
-from .run_figures import draw_samples
 
 INSTALL_HINT = "pip install 'hourglass-ae[tensorboard]'"
 
@@ -82,7 +81,7 @@ class TensorBoardLogger:
             if model.generative:
                 # The same draws every epoch (seeded in a forked RNG, so training's stream is untouched).
                 with seeded(0):
-                    samples, nrow = draw_samples(model, self.n_samples)
+                    samples, nrow = sample_grid(model, self.n_samples)
                 grid = image_grid(samples, nrow=nrow)
                 self.writer.add_image("samples", grid, step, dataformats=_formats(grid))
         finally:

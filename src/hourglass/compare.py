@@ -45,8 +45,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..errors import ConfigError
-from .codes import code_metrics
+from .errors import ConfigError
+from .evaluate.codes import code_metrics
 
 CLASSICAL = ("pca", "kernel-pca", "lda", "isomap", "lle", "tsne", "umap")
 SUPERVISED = ("lda",)  # fitted with the training labels
@@ -70,8 +70,8 @@ class Comparison:
 
 
 def check_methods(methods) -> list[str]:
-    from ..models.base import Autoencoder
-    from ..registry import get_model_class, list_models
+    from .models import get_model_class, list_models
+    from .models.base import Autoencoder
 
     methods = list(methods)
     if not methods:
@@ -100,8 +100,8 @@ def compare(data: Any = "digits", *, data_dir: str | None = None, latent_dim: in
 
     ``threads``: torch threads for the autoencoders and the BLAS/OpenMP threads of scikit-learn's
     methods (None: automatic)."""
-    from ..data.scaling import default_scaling
-    from ..data.sources import as_bundle
+    from .data.scaling import default_scaling
+    from .data.sources import as_bundle
 
     methods = check_methods(methods)
     if latent_dim < 1:
@@ -265,10 +265,10 @@ def _fit_method(m, f_tr, xs_tr, y_tr, f_te, xs_te, d, epochs, seed, threads=None
 
 
 def _fit_autoencoder(name, xs_tr, y_tr, xs_te, d, epochs, seed, threads=None) -> dict[str, Any]:
-    from ..config import build_config
-    from ..registry import create
-    from ..training.trainer import TrainConfig, Trainer
-    from .codes import encode_all
+    from .config import build_config
+    from .evaluate.codes import encode_all
+    from .models import create
+    from .training.trainer import TrainConfig, Trainer
 
     torch.manual_seed(seed)
     model = create(name, input_shape=tuple(xs_tr.shape[1:]), latent_dim=d)
@@ -328,7 +328,7 @@ def write_comparison(result: Comparison, out: Path) -> list[Path]:
 def plot_embeddings(path: Path, result: Comparison) -> Path:
     """One scatter panel per method (top-2 PCs of wider embeddings), coloured by label; a supervised
     method's title says it uses the labels."""
-    from ..report.figures import new_figure, save_figure
+    from .report.figures import new_figure, save_figure
 
     fig = new_figure((1, 1))
     embeddings_figure(fig, result)
@@ -338,7 +338,7 @@ def plot_embeddings(path: Path, result: Comparison) -> Path:
 def embeddings_figure(fig, result: Comparison) -> None:
     """Draw the panels of :func:`plot_embeddings` on ``fig``: each method's 2-D embedding (top-2 PCs of
     wider ones) in code units, one colour per class, and one legend naming the classes for all panels."""
-    from ..report.figures import class_scatter, top2
+    from .report.figures import class_scatter, top2
 
     names = [r["method"] for r in result.rows]
     n = max(1, len(names))

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..models.base import Autoencoder
+from ..models.base import Autoencoder, sample_grid
+from ..report import figures
 from ..seeding import seeded
-from . import figures
 
 MANIFOLD_STEPS = 15
 MANIFOLD_SPAN = 2.5  # +-2.5 standard deviations of an N(0, I) prior covers ~99% of each axis
@@ -84,7 +84,7 @@ def write_run_figures(out_dir, model, splits, *, history=None, image: bool = Tru
             for stem, (kind, data) in model.figure_data(xf, yf).items():
                 written.append(_model_figure(out / f"{stem}.png", kind, data, image, f"{title}: {stem}", n_show))
         if model.generative:
-            samples, nrow = draw_samples(model, 64)
+            samples, nrow = sample_grid(model, 64)
             if image:
                 if model.conditional:
                     rows = _names(range(model.num_classes), label_names)
@@ -117,19 +117,6 @@ def write_run_figures(out_dir, model, splits, *, history=None, image: bool = Tru
                 written.append(figures.save_rows(out / "interpolation.png", strip, rows, cols,
                                                  f"{title}: decoded codes (1 - t) z_a + t z_b, t in columns"))
     return [str(p) for p in written]
-
-
-@torch.no_grad()
-def draw_samples(model, n: int) -> tuple[np.ndarray, int]:
-    """About ``n`` samples of a generative model and the row length of their grid: for a conditional
-    model ``n // K`` of each class, a row per class; otherwise ``n`` samples in rows of 8."""
-    ys, nrow = None, 8
-    if model.conditional:
-        k = model.num_classes
-        nrow = max(1, n // k)
-        ys = torch.arange(k, device=model.device).repeat_interleave(nrow)
-        n = len(ys)
-    return model.sample(n, ys).cpu().numpy(), nrow
 
 
 def _model_figure(path: Path, kind: str, data, image: bool, title: str, n_show: int) -> Path:

@@ -7,7 +7,7 @@ versions), the per-epoch history and the metrics. It is the only code that
 * saves and loads a run directory (``model.safetensors``, ``config.json``, ``history.csv``,
   ``metrics.json``; the trainer's checkpoints go through the same :mod:`~hourglass.training.checkpoint`),
   holding the directory's lock while it writes, never writing through a symbolic link
-  (:mod:`~hourglass.rundir`), and checking everything ``config.json`` says before it is used: its
+  (:mod:`~hourglass.run.rundir`), and checking everything ``config.json`` says before it is used: its
   structure and types, and the memory the model it describes would take (:mod:`~hourglass.memory`);
 * turns the run's data into its train / validation / test tensors: :meth:`Run.splits` reads the data
   again from where the run recorded them and hands them to :func:`~hourglass.data.splits.make_splits`
@@ -17,7 +17,7 @@ versions), the per-epoch history and the metrics. It is the only code that
   RUN`` reproduces ``metrics.json``;
 * writes figures and ``report.html`` (the report module draws what it is given and reads nothing).
 
-Training itself (``hourglass.train``, ``hourglass.resume``) lives in :mod:`hourglass.training.fit`.
+Training itself (``hourglass.train``, ``hourglass.resume``) lives in :mod:`hourglass.run.fit`.
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from . import memory, rundir
-from .config import build_config, config_to_dict
-from .data import DataBundle, Scaler, as_bundle, list_datasets
-from .data.splits import Splits, make_splits
-from .errors import CheckpointError, ConfigError, DataError, HourglassError
-from .models.base import Autoencoder, Generator
-from .options import TrainConfig
-from .registry import get_model_class
-from .seeding import seeded
-from .training import checkpoint as ckpt
+from .. import io, memory
+from ..config import build_config, config_to_dict
+from ..data import DataBundle, Scaler, as_bundle, list_datasets
+from ..data.splits import Splits, make_splits
+from ..errors import CheckpointError, ConfigError, DataError, HourglassError
+from ..models import get_model_class
+from ..models.base import Autoencoder, Generator
+from ..options import TrainConfig
+from ..seeding import seeded
+from ..training import checkpoint as ckpt
+from . import rundir
 
 MAX_CONFIG_BYTES = 16 << 20  # config.json and metrics.json; a run's own are a few KB
 # Memory per output value of encode/decode/sample/interpolate: the model's float32 output, its
@@ -118,8 +119,8 @@ class Run:
         record = self.info["data"].get("transform")
         if record is None:
             return x
-        from .data.examples import _is_dataframe
-        from .data.tables import ColumnsSource, TableRows, TableTransform, dataframe_columns
+        from ..data.examples import _is_dataframe
+        from ..data.tables import ColumnsSource, TableRows, TableTransform, dataframe_columns
 
         t = TableTransform.from_dict(record)
         if _is_dataframe(x):
@@ -142,7 +143,7 @@ class Run:
             src = ColumnsSource("array", data, dict(t.kinds))
         rows = TableRows(src, t, np.arange(src.n_rows))
         out = rows.take(np.arange(len(rows)))
-        from .data.tables import warn_unseen
+        from ..data.tables import warn_unseen
 
         warn_unseen(src.source, rows.unseen)
         return out
@@ -221,7 +222,7 @@ class Run:
         """Corrupt raw examples with ``noise`` ("KIND:LEVEL", as the DAE's), reconstruct them, and return
         (noisy, denoised, clean), all scaled as the model sees them. Corruption happens in the model's
         space and respects its data range, as in the DAE's training."""
-        from .models.noise import corrupt, parse_noise_spec
+        from ..models.noise import corrupt, parse_noise_spec
 
         model = self._encoder()
         kind, level = parse_noise_spec(noise)
@@ -232,7 +233,7 @@ class Run:
 
     def interpolate(self, x, i: int, j: int, steps: int = 10, y=None) -> np.ndarray:
         """Decoded points (scaled) on the straight line from the code of ``x[i]`` to that of ``x[j]``."""
-        from .evaluate.interpolate import interpolate
+        from ..evaluate.interpolate import interpolate
 
         model = self._encoder()
         self._check_outputs("steps", steps, activations=True, low=2)
@@ -274,13 +275,13 @@ class Run:
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
         """Write the run directory (default: the run's own ``path``). Another directory must be new or
-        empty (see :func:`hourglass.rundir.claim_new`); the directory is locked while it is written."""
+        empty (see :func:`hourglass.run.rundir.claim_new`); the directory is locked while it is written."""
         path = Path(path) if path is not None else self.path
         if path is None:
             raise ConfigError("the run has no directory yet: pass save(path)")
         own = self.path is not None and os.path.realpath(path) == os.path.realpath(self.path)
         if own:
-            rundir.make_dir(path, chosen=True)
+            io.make_dir(path, chosen=True)
         with (rundir.locked(path, rundir.command_line()) if own else rundir.claim_new(path, rundir.command_line())):
             rundir.check_links(path)
             ckpt.save_tensors(path / "model.safetensors", self.model.state_dict())
@@ -355,7 +356,7 @@ class Run:
             model = model_cls(cfg)
         if weights is not None:
             ckpt.load_weights(model, weights)
-        from .training.trainer import resolve_device
+        from ..training.trainer import resolve_device
 
         model.to(resolve_device(device)).eval()
         metrics, history = {}, []
@@ -373,7 +374,7 @@ class Run:
     @property
     def data_options(self):
         """The run's :class:`~hourglass.options.DataOptions` (defaults for what an older run did not record)."""
-        from .options import DataOptions
+        from ..options import DataOptions
 
         d = self.info["data"]
         recorded = dict(d.get("options") or {})
@@ -400,9 +401,9 @@ class Run:
         and image settings; kept on disk when the run streams."""
         import warnings
 
-        from .data.bundle import place
-        from .data.files import changed_since
-        from .errors import HourglassWarning
+        from ..data.bundle import place
+        from ..data.files import changed_since
+        from ..errors import HourglassWarning
 
         d, t = self.info["data"], self.info["train"]
         opts = self.data_options
@@ -453,7 +454,7 @@ class Run:
     def open_input(self, path: str | Path):
         """New examples read on demand: ``(rows, class indices or None, label values or None, row numbers)``
         (see :func:`hourglass.data.files.open_examples`)."""
-        from .data.files import open_examples
+        from ..data.files import open_examples
 
         return open_examples(path, self._stored(), self.input_shape)
 
@@ -463,7 +464,7 @@ class Run:
         ``what`` = ``"encode"`` (codes) or ``"reconstruct"`` (reconstructions in original units) of the file
         or image folder ``path``, or of the run's test data. Memory: one chunk of ``batch_size`` examples,
         whatever the size of the input."""
-        from .data.rows import ArrayRows, Rows
+        from ..data.rows import ArrayRows, Rows
 
         if path is None:
             b = self.bundle()
@@ -480,8 +481,8 @@ class Run:
         def chunks():
             import warnings
 
-            from .data.tables import TableRows
-            from .errors import HourglassWarning
+            from ..data.tables import TableRows
+            from ..errors import HourglassWarning
 
             for s in range(0, n, batch_size):
                 idx = np.arange(s, min(s + batch_size, n))
@@ -538,9 +539,9 @@ class Run:
         (default: as the run's training option ``progress``)."""
         s = splits if splits is not None else self.splits()
         d, t = self.info["data"], self.info["train"]
-        from .evaluate.metrics import evaluate_splits
-        from .training.callbacks import EvaluationProgress
-        from .training.precision import autocast_for
+        from ..evaluate.metrics import evaluate_splits
+        from ..training.callbacks import EvaluationProgress
+        from ..training.precision import autocast_for
 
         show = t.get("progress", False) if progress is None else progress
         s, sizes = s.bounded(self._eval_bytes(), seed=t["seed"])
@@ -590,23 +591,23 @@ class Run:
     # -- figures and report --------------------------------------------------------------------------
     def write_figures(self, out_dir: str | Path | None = None, splits: Splits | None = None) -> list[str]:
         """The run's figures (losses, reconstructions, samples, codes, ...) as PNG files in ``out_dir``."""
-        from .report.run_figures import write_run_figures
+        from .figures import write_run_figures
 
         out = Path(out_dir) if out_dir is not None else self.path
         if out is None:
             raise ConfigError("the run has no directory yet: pass out_dir")
         shown, _ = (splits if splits is not None else self.splits()).bounded(self._eval_bytes(),
                                                                               seed=self.info["train"]["seed"])
-        rundir.make_dir(out, chosen=True)
+        io.make_dir(out, chosen=True)
         # Drawn into a temporary folder beside their place, then each renamed into it: a figure is never
         # half-written, and a link planted where a figure goes is refused, never written through.
-        with self._writing(out), tempfile.TemporaryDirectory(prefix=rundir.TMP_PREFIX, dir=out) as tmp:
+        with self._writing(out), tempfile.TemporaryDirectory(prefix=io.TMP_PREFIX, dir=out) as tmp:
             drawn = write_run_figures(Path(tmp), self.model, shown, history=self.history,
                                       image=self.info["data"]["kind"] == "image", title=self.model_name,
                                       label_names=self.label_names)
             written = []
             for p in drawn:
-                rundir.move_into(Path(p), out / Path(p).name)
+                io.move_into(Path(p), out / Path(p).name)
                 written.append(type(p)(out / Path(p).name))
         return written
 
@@ -620,7 +621,7 @@ class Run:
             yield
 
     def report_page(self, fig_dir: Path, label: str | None = None):
-        from .report.html import RunPage
+        from ..report.html import RunPage
 
         label = label or (f"{self.path.name} ({self.model_name})" if self.path else self.model_name)
         return RunPage(label, self.info, self.metrics, Path(fig_dir), dict(type(self.model).figure_captions),
@@ -630,7 +631,7 @@ class Run:
                      fig_dir: str | Path | None = None) -> Path:
         """``report.html`` (default: in the run directory). Figures are taken from ``fig_dir`` when given
         (the run's directory, right after training), else drawn afresh in a temporary folder."""
-        from .report.html import run_report_html, write_html
+        from ..report.html import run_report_html, write_html
 
         if output is None:
             if self.path is None:
@@ -644,7 +645,7 @@ class Run:
             page = run_report_html(self.report_page(Path(fig_dir)))
         if self.path is not None and os.path.realpath(output.parent) == os.path.realpath(self.path):
             with self._writing(self.path):  # in the run directory: locked, atomic, never through a link
-                return rundir.write_text(output, page)
+                return io.write_text(output, page)
         return write_html(output, page)
 
     # The run's headline numbers, in this order, where the model reports them (test split).
@@ -733,7 +734,7 @@ def load(path: str | Path, device: str = "cpu") -> Run:
 
 def write_comparison_report(runs: Sequence[Run], output: str | Path) -> Path:
     """One page comparing several runs: metrics and configs side by side, then each run's figures."""
-    from .report.html import comparison_html, write_html
+    from ..report.html import comparison_html, write_html
 
     with tempfile.TemporaryDirectory() as tmp:
         pages = []
@@ -747,7 +748,7 @@ def write_comparison_report(runs: Sequence[Run], output: str | Path) -> Path:
 
 
 def versions() -> dict[str, str]:
-    from . import __version__
+    from .. import __version__
 
     return {
         "hourglass": __version__,
