@@ -382,13 +382,13 @@ def cmd_evaluate(args) -> int:
         from .memory import check_count
 
         # the importance weights of one evaluation batch: K per example, float64 at most
-        check_count("--iwae-samples", args.iwae_samples, 8 * run.info["train"]["eval_batch_size"])
+        check_count("--iwae-samples", args.iwae_samples, 8 * run.record.train.eval_batch_size)
     splits = run.splits(args.data) if args.data else None
-    left_out = run.info["data"].get("exclude_class")
+    left_out = run.record.data.exclude_class
     if args.anomaly_class is not None and args.anomaly_class != left_out:
         print(f"hourglass: note: the run was not trained without class {args.anomaly_class}: its anomaly AUC "
               "says little", file=sys.stderr)
-    metrics = {"data": args.data or run.info["data"]["name"],
+    metrics = {"data": args.data or run.record.data.name,
                **run.evaluate(splits, anomaly_class=args.anomaly_class, iwae_samples=args.iwae_samples)}
     print(json.dumps(metrics, indent=2))
     if args.output:
@@ -469,7 +469,7 @@ def cmd_reconstruct(args) -> int:
     from .report.figures import save_rows, save_table_rows
 
     scaled = [run.prepare(x).numpy(), run.scaler.transform(recon)]
-    if run.info["data"]["kind"] == "image":
+    if run.record.data.kind == "image":
         save_rows(out, scaled)
     else:
         save_table_rows(out, scaled, ["input (scaled)", "reconstruction"])
@@ -498,7 +498,7 @@ def cmd_sample(args) -> int:
     else:
         from .report.figures import save_grid
 
-        if run.info["data"]["kind"] != "image":
+        if run.record.data.kind != "image":
             raise UsageError("this run's data are not images: write samples to a .npy file")
         save_grid(out, run.scaler.transform(samples))
     print(f"wrote {args.n} samples to {out}")
@@ -514,7 +514,7 @@ def cmd_denoise(args) -> int:
     else:
         from .report.figures import save_rows
 
-        if run.info["data"]["kind"] != "image":
+        if run.record.data.kind != "image":
             raise UsageError("this run's data are not images: write the denoised examples to a .npy file")
         save_rows(out, [noisy, denoised, clean])
     mse = float(((denoised - clean) ** 2).mean())
@@ -531,7 +531,7 @@ def cmd_interpolate(args) -> int:
     else:
         from .report.figures import save_rows
 
-        if run.info["data"]["kind"] != "image":
+        if run.record.data.kind != "image":
             raise UsageError("this run's data are not images: write the interpolation to a .npy file")
         save_rows(out, [strip])
     print(f"wrote {args.steps} images from example {args.i} to example {args.j} to {out}")

@@ -53,7 +53,6 @@ and the run's record as JSON text, never a pickled torch module.
 from __future__ import annotations
 
 import contextlib
-import json
 import numbers
 import warnings
 from pathlib import Path
@@ -227,7 +226,7 @@ class _AutoencoderEstimator(BaseEstimator):
             run = train_arrays(self.model, X.reshape(len(X), *shape), y_index, source="scikit-learn X", **options)
         splits = run.splits()
         # Keep the model, not the training data: the Run without its cached splits.
-        self.run_ = Run(run.model, run.scaler, run.info, run.history, run.metrics)
+        self.run_ = Run(run.model, run.scaler, run.record, run.history, run.metrics)
         if uses_labels and run.model.num_classes is not None:
             self.classes_ = classes
         return splits
@@ -337,12 +336,10 @@ class _AutoencoderEstimator(BaseEstimator):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())  # a copy: object.__getstate__ may hand out __dict__ itself
         run = state.pop("run_", None)
-        if run is not None:
-            from safetensors.torch import save
+        if run is not None:  # no pickle of torch objects: the run's record as JSON, its weights as safetensors
+            from .run import store
 
-            weights = {k: v.detach().to("cpu").contiguous().clone() for k, v in run.model.state_dict().items()}
-            state["run_"] = {"weights": save(weights), "info": json.dumps(run.info), "history": json.dumps(run.history),
-                             "metrics": json.dumps(run.metrics)}
+            state["run_"] = store.to_state(run.model, run.record, run.history, run.metrics)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -353,27 +350,11 @@ class _AutoencoderEstimator(BaseEstimator):
 
 
 def _run_from_record(record: dict[str, Any], device: str):
-    """The :class:`~hourglass.run.Run` of a pickled estimator: model through the registry, weights from
-    safetensors bytes, checked as a run directory's are."""
-    from safetensors.torch import load
+    """The :class:`~hourglass.run.Run` of a pickled estimator, through the one store: checked as a run
+    directory's is (the record, the model's memory, the weights' names and shapes, then their values)."""
+    from .run import Run, store
 
-    from .config import build_config
-    from .data import Scaler
-    from .models import get_model_class
-    from .run import Run
-    from .training.trainer import resolve_device
-
-    info = json.loads(record["info"])
-    cls = get_model_class(info["model"])
-    model = cls(build_config(cls.config_cls, info["config"]))
-    tensors = load(record["weights"])
-    expected = model.state_dict()
-    if set(tensors) != set(expected) or any(tensors[k].shape != expected[k].shape for k in expected):
-        raise CheckpointError(f"the pickled weights do not match model {info['model']!r} as configured")
-    model.load_state_dict(tensors)
-    model.to(resolve_device(device)).eval()
-    return Run(model, Scaler.from_dict(info["data"]["scaling"]), info, json.loads(record["history"]),
-               json.loads(record["metrics"]))
+    return Run(*store.from_state(record, device))
 
 
 class AutoencoderTransformer(TransformerMixin, _AutoencoderEstimator):

@@ -53,8 +53,9 @@ from ..training import distributed
 from ..training.callbacks import Checkpoint, StopOnSignal, TensorBoard
 from ..training.speed import keep_freed_memory
 from ..training.trainer import Trainer
-from . import rundir
-from .run import Run, make_info
+from . import rundir, store
+from .record import RunRecord
+from .run import Run
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 DATA_FIELDS = {f.name for f in dataclasses.fields(DataOptions)}
@@ -137,10 +138,11 @@ def train(model: str, data: Any = "digits", *, preset: str | None = None, out: s
                 raise ConfigError(f"keep_labels={dopts.keep_labels}: model {model!r} as configured cannot learn from "
                                   "partial labels; use cvae with semi_supervised=true, aae with use_labels=true, "
                                   "or gan with conditional=true")
-            info = make_info(model, preset, cfg, tcfg, dopts, bundle, splits, scaler, streamed=streamed, budget=budget)
-            run = Run(net, scaler, info, splits=splits)
+            record = RunRecord.new(model, preset, cfg, tcfg, dopts, bundle, splits, scaler, streamed=streamed,
+                                   budget=budget)
+            run = Run(net, scaler, record, splits=splits)
             if out is not None:
-                ckpt.write_json(Path(out) / "config.json", run.info)
+                store.write_record(out, record)
                 run.path = Path(out)
             return _fit(run, Trainer(net, tcfg), figures, tensorboard, evaluate)
 
@@ -176,44 +178,45 @@ def resume(path: str | Path, epochs: int | None = None, *, progress: bool = True
     path = Path(path)
     if tensorboard:
         _check_tensorboard(path)
-    info = Run.read_info(path)
+    # Read without the version warning: the record is read again, under the lock, and warned about there.
+    record = store.read_record(path, warn=False)
     changes = {"progress": progress, "epochs": epochs, "threads": threads, "checkpoint_interval": checkpoint_interval}
     changes = {k: v for k, v in changes.items() if v is not None}
-    if not distributed.setup(build_config(TrainConfig, info["train"]).device).is_main:
+    if not distributed.setup(record.train.device).is_main:
         # Another rank: rank 0 holds the lock and has cleaned the directory when it reaches the barrier;
         # this one then reads the same checkpoint, trains its part and writes nothing.
         distributed.barrier()
-        run, tcfg, state = _reopen(path, Run.read_info(path), changes)
+        run, tcfg, state = _reopen(path, store.read_record(path), changes)
         run.path = None
         return _continue(run, tcfg, state, False, False, evaluate=False)
     with rundir.locked(path, rundir.command_line()):
         rundir.check_links(path)
         rundir.clean_stray(path)
-        info = Run.read_info(path)  # again, now that no other process can change it
+        record = store.read_record(path)  # again, now that no other process can change it
         distributed.barrier()
-        run, tcfg, state = _reopen(path, info, changes)
+        run, tcfg, state = _reopen(path, record, changes)
         return _continue(run, tcfg, state, figures, tensorboard, evaluate=True)
 
 
-def _reopen(path: Path, info: dict[str, Any], changes: dict[str, Any]
+def _reopen(path: Path, record: RunRecord, changes: dict[str, Any]
             ) -> tuple[Run, TrainConfig, dict[str, Any] | None]:
     """The run in ``path`` at its newest checkpoint, its training options and its trainer state."""
-    tcfg = build_config(TrainConfig, {**info["train"], **changes})
-    found = ckpt.open_checkpoint(path, info)
+    tcfg = build_config(TrainConfig, {**config_to_dict(record.train), **changes})
+    found = ckpt.open_checkpoint(path, record.to_dict())
     if found is None:
         if (path / "model.safetensors").exists() or (path / "metrics.json").exists():
             raise CheckpointError(f"{path} has no checkpoint to resume from (it was saved, not trained "
                                   "there); train a new run")
-        run = Run.from_info(info, path, None, seed=tcfg.seed)  # initialised exactly as train() does
+        run = Run(*store.build(record, path, None, seed=tcfg.seed))  # initialised exactly as train() does
         state = None
     else:
         folder, manifest = found
-        run = Run.from_info(info, path, folder / "model.safetensors")
+        run = Run(*store.build(record, path, folder / "model.safetensors"))
         state = ckpt.load_state(folder)
         ckpt.check_state_epoch(state, manifest, folder)
     memory.check_model(type(run.model), run.model.config, where=f"{path / 'config.json'}: ",
-                       batch=min(tcfg.batch_size, max(1, int(info["data"].get("n_train") or 1))), training=True)
-    run.info["train"] = config_to_dict(tcfg)
+                       batch=min(tcfg.batch_size, max(1, int(record.data.n_train or 1))), training=True)
+    run.record = run.record.replace(train=tcfg)
     return run, tcfg, state
 
 
@@ -224,7 +227,7 @@ def _continue(run: Run, tcfg: TrainConfig, state: dict[str, Any] | None, figures
         if state is not None:
             trainer.load_state_dict(state)
         if run.path is not None:  # the trainer state was good: the changed options are the run's now
-            ckpt.write_json(run.path / "config.json", run.info)
+            store.write_record(run.path, run.record)
         return _fit(run, trainer, figures, tensorboard, evaluate)
 
 
@@ -245,20 +248,20 @@ def _fit(run: Run, trainer: Trainer, figures: bool, tensorboard: bool, evaluate:
     if trainer.config.reuse_memory and trainer.device.type == "cpu" and not splits.streamed:
         keep_freed_memory()  # a streamed run keeps to its memory budget instead
     if out is not None:
-        trainer.callbacks.append(Checkpoint(out, {"model": run.info["model"], "config": run.info["config"]},
-                                            trainer.config.checkpoint_interval))
+        manifest = {"model": run.record.model, "config": config_to_dict(run.record.config)}
+        trainer.callbacks.append(Checkpoint(out, manifest, trainer.config.checkpoint_interval))
     if out is not None or trainer.dist.active:  # every rank stops at the step they agree on
         trainer.callbacks.append(stop)
     if tensorboard and out is not None:
         from ..training.loggers import TensorBoardLogger
 
-        logger = TensorBoardLogger(out / "tensorboard", run.model, splits, run.info["data"]["kind"] == "image")
+        logger = TensorBoardLogger(out / "tensorboard", run.model, splits, run.record.data.kind == "image")
         trainer.callbacks.append(TensorBoard(logger))
     already = sum(rec.get("seconds", 0.0) for rec in trainer.state.history)
     t0 = time.perf_counter()
     try:
         workers = run.data_options.workers
-        budget = run.info["data"].get("memory_budget_bytes")
+        budget = run.record.data.memory_budget_bytes
         cap = budget // 16 if budget and splits.streamed else None  # a validation batch: 1/16 of the budget
         try:
             run.history = trainer.fit(splits.train_batches(workers, cap), None, splits.val_batches(workers, cap))
