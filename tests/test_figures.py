@@ -10,7 +10,7 @@ import pytest
 
 import hourglass
 from hourglass.report import figures
-from hourglass.report.html import RunPage, comparison_html, metric_help, run_report_html
+from hourglass.report.html import RunFacts, RunPage, comparison_html, metric_help, run_report_html
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,7 +81,9 @@ def test_loss_curves_label_their_axes_with_units(tmp_path):
 def page(metrics, info=None, history=None, label="run") -> RunPage:
     info = info or {"model": "vae", "config": {"latent_dim": 2, "hidden": [16, 8], "beta": 1.0},
                     "train": {"epochs": 3}, "data": {"name": "digits"}}
-    return RunPage(label, info, metrics, fig_dir=__import__("pathlib").Path("/nonexistent"), history=history or [])
+    facts = RunFacts(model=info["model"], data_name=info["data"]["name"], latent_dim=info["config"]["latent_dim"])
+    return RunPage(label, facts, info, metrics, fig_dir=__import__("pathlib").Path("/nonexistent"),
+                   history=history or [])
 
 
 def test_report_explains_each_metric_with_its_direction_and_shows_the_config_as_a_table():

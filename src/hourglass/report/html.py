@@ -119,17 +119,35 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+@dataclass(kw_only=True)
+class RunFacts:
+    """The run's headline facts the report's summary line states (hourglass.run.report fills them in)."""
+
+    model: str
+    data_name: str
+    preset: str | None = None
+    latent_dim: Any = None
+    n_train: int | None = None
+    n_val: int | None = None
+    n_test: int | None = None
+    input_shape: Any = None
+    exclude_class: int | None = None  # the class left out of training, if any
+    created: str | None = None
+
+
 @dataclass
 class RunPage:
     """What one run's section of a report shows: it is handed in, never read from a run directory here."""
 
     label: str  # the run's name on the page
-    info: dict[str, Any]  # config.json
+    facts: RunFacts  # the summary line
+    settings: dict[str, dict[str, Any]]  # tables of settings: "config", "train", "data" -> field -> value
     metrics: dict[str, Any]  # metrics.json
     fig_dir: Path  # where the run's figures (FIGURES and the model's own) were written
     model_figures: dict[str, str] = field(default_factory=dict)  # the model's own: stem -> caption
     path: Path | None = None  # the run directory, if any
     history: list[dict[str, Any]] = field(default_factory=list)  # history.csv (the comparison overlays it)
+    run_fields: dict[str, Any] = field(default_factory=dict)  # the "Run" table: preset, versions, created
 
 
 def _warnings_html(pages: Sequence[RunPage]) -> str:
@@ -145,18 +163,18 @@ def _warnings_html(pages: Sequence[RunPage]) -> str:
             f"</h2><ul>{''.join(items)}</ul></div>")
 
 
-def _config_tables(info: dict[str, Any]) -> str:
-    """The run's settings as tables: model config, training options, data."""
+def _config_tables(page: RunPage) -> str:
+    """The run's settings as tables: model config, training options, data, then the run's own fields."""
     parts = []
     for key, title in (("config", "Model config"), ("train", "Training options"), ("data", "Data")):
-        values = info.get(key) or {}
+        values = page.settings.get(key) or {}
         if not isinstance(values, dict) or not values:
             continue
         rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_cfg(v)}</td></tr>" for k, v in values.items())
         tid = ' id="config"' if key == "config" else ""
         parts.append(f'<figure><table{tid}><caption>{title}</caption><thead><tr><th>field</th><th>value</th></tr>'
                      f"</thead><tbody>{rows}</tbody></table></figure>")
-    other = {k: v for k, v in info.items() if k in ("preset", "versions", "created") and v}
+    other = {k: v for k, v in page.run_fields.items() if v}
     if other:
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{_cfg(v)}</td></tr>" for k, v in other.items())
         parts.append(f"<figure><table><caption>Run</caption><thead><tr><th>field</th><th>value</th></tr></thead>"
@@ -234,21 +252,20 @@ def _page(title: str, body: str) -> str:
 
 
 def run_report_html(page: RunPage) -> str:
-    info = page.info
-    d = info.get("data", {})
-    title = f"hourglass run: {info.get('model')} on {d.get('name')}"
+    f = page.facts
+    title = f"hourglass run: {f.model} on {f.data_name}"
     rows = dict(metric_rows(page.metrics))
-    summary = (f"<p>Model <b>{html.escape(str(info.get('model')))}</b>"
-               + (f" (preset {html.escape(str(info['preset']))})" if info.get("preset") else "")
-               + f", latent dim {_fmt(info.get('config', {}).get('latent_dim'))}, data <b>"
-               f"{html.escape(str(d.get('name')))}</b> ({_fmt(d.get('n_train'))} train, {_fmt(d.get('n_val'))} "
-               f"validation, {_fmt(d.get('n_test'))} test examples, shape {html.escape(str(d.get('input_shape')))})"
-               + (f"; class {d['exclude_class']} left out of training" if d.get("exclude_class") is not None else "")
-               + f". Created {html.escape(str(info.get('created', '')))}"
+    summary = (f"<p>Model <b>{html.escape(str(f.model))}</b>"
+               + (f" (preset {html.escape(str(f.preset))})" if f.preset else "")
+               + f", latent dim {_fmt(f.latent_dim)}, data <b>"
+               f"{html.escape(str(f.data_name))}</b> ({_fmt(f.n_train)} train, {_fmt(f.n_val)} "
+               f"validation, {_fmt(f.n_test)} test examples, shape {html.escape(str(f.input_shape))})"
+               + (f"; class {f.exclude_class} left out of training" if f.exclude_class is not None else "")
+               + f". Created {html.escape(str(f.created or ''))}"
                + (f", directory <code>{html.escape(str(page.path))}</code>" if page.path else "") + ".</p>")
     body = (f"<h1>{html.escape(title)}</h1>\n{summary}\n{_warnings_html([page])}\n<h2>Metrics</h2>\n"
             f"{_metrics_table(list(rows), [rows], ['value'])}\n<h2>Figures</h2>\n{_figures_html(page)}\n"
-            f"<h2>Config</h2>\n{_config_tables(info)}")
+            f"<h2>Config</h2>\n{_config_tables(page)}")
     return _page(title, body)
 
 
@@ -261,9 +278,9 @@ def comparison_html(pages: Sequence[RunPage]) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     cfg_keys: list[str] = []
     for p in pages:
-        cfg_keys += [k for k in p.info.get("config", {}) if k not in cfg_keys]
+        cfg_keys += [k for k in p.settings.get("config", {}) if k not in cfg_keys]
     cfg_rows = "".join(
-        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(p.info.get('config', {}).get(k, ''))}</td>"
+        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(p.settings.get('config', {}).get(k, ''))}</td>"
                                                      for p in pages) + "</tr>" for k in cfg_keys)
     sections = "".join(f'<div class="run"><h2>{html.escape(p.label)}</h2>{_figures_html(p)}</div>' for p in pages)
     title = f"hourglass: {len(pages)} runs compared"

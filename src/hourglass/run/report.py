@@ -53,13 +53,20 @@ def _writing(run: Any, folder: Path) -> Iterator[None]:
 
 
 def report_page(run: Any, fig_dir: Path, label: str | None = None):
-    """What one run's section of a report shows: its label, record (as config.json holds it), metrics,
-    figures and history."""
-    from ..report.html import RunPage
+    """What one run's section of a report shows: its label, the facts of its summary line, its settings (as
+    config.json holds them), metrics, figures and history."""
+    from ..report.html import RunFacts, RunPage
 
     label = label or (f"{run.path.name} ({run.model_name})" if run.path else run.model_name)
-    return RunPage(label, run.record.to_dict(), run.metrics, Path(fig_dir), dict(type(run.model).figure_captions),
-                   run.path, history=run.history)
+    r = run.record
+    d = r.data
+    facts = RunFacts(model=r.model, data_name=d.name, preset=r.preset, latent_dim=getattr(r.config, "latent_dim", None),
+                     n_train=d.n_train, n_val=d.n_val, n_test=d.n_test, input_shape=d.input_shape,
+                     exclude_class=d.exclude_class, created=r.created)
+    table = r.to_dict()  # the settings tables show what config.json holds, in its order
+    return RunPage(label, facts, {k: table[k] for k in ("config", "train", "data")}, run.metrics, Path(fig_dir),
+                   dict(type(run.model).figure_captions), run.path, history=run.history,
+                   run_fields={"preset": r.preset, "versions": r.versions, "created": r.created})
 
 
 def write_report(run: Any, output: str | Path | None = None, splits: Splits | None = None,
