@@ -205,6 +205,12 @@ class RunRecord:
                           HourglassWarning, stacklevel=3)
 
 
+def looks_like_record(obj: Any) -> bool:
+    """Whether parsed JSON ``obj`` is a record hourglass wrote (an object naming a model and a format), of
+    any version: a folder holding one is a run's, never overwritten as a new run's folder."""
+    return isinstance(obj, dict) and isinstance(obj.get("model"), str) and "format" in obj
+
+
 def _format_advice(fmt: Any, saved_versions: Any) -> str:
     """Why a record of another format is refused, and what to do."""
     from .. import __version__

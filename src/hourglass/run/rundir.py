@@ -209,7 +209,9 @@ def is_run_config(path: Path) -> bool:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return False
-    return isinstance(info, dict) and isinstance(info.get("model"), str) and "format" in info
+    from .record import looks_like_record
+
+    return looks_like_record(info)
 
 
 def started(run_dir: Path) -> bool:
