@@ -148,3 +148,24 @@ def test_a_cache_that_cannot_be_written_warns_and_still_answers(tmp_path):
     with pytest.warns(HourglassWarning, match="not written"):
         clf, meta = reference.reference_classifier(x, y, kind="mlp", epochs=2, cache=tmp_path / "file" / "c")
     assert meta["train_accuracy"] > 0.9 and clf.probs(x).shape == (len(x), 3)
+
+
+def test_one_rank_of_a_distributed_run_trains_it_alone(monkeypatch):
+    """Only rank 0 evaluates a torchrun run: its classifier must not wait for the other ranks."""
+    from hourglass.training import distributed
+
+    group = distributed.Context(rank=0, world_size=2, backend="gloo")
+    monkeypatch.setattr(distributed, "_context", group)
+    seen = []
+    real_wrap = distributed.wrap
+
+    def wrap(*a, **k):  # the trainer asks here whether to wrap the model for DDP
+        seen.append(distributed.current())
+        return real_wrap(*a, **k)
+
+    monkeypatch.setattr(distributed, "wrap", wrap)
+    x, y = blobs()
+    clf = reference.train(x, y, kind="mlp", epochs=3)
+    assert seen == [distributed.Context()]  # one process: no DDP, no shard, no collective
+    assert reference.accuracy(clf, x, y) > 0.9
+    assert distributed.current() is group  # the run's own context again afterwards

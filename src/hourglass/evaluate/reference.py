@@ -132,6 +132,7 @@ def train(x_train, y_train, *, kind: Kind, epochs: int, seed: int = 0,
           threads: int | None = None) -> ReferenceClassifier:
     """A classifier of ``kind`` trained by the trainer on (x_train, y_train) (arrays or tensors), on the
     CPU; the caller's random state is left as it was. ``threads``: as the trainer's (None: automatic)."""
+    from ..training import distributed
     from ..training.trainer import TrainConfig, Trainer
 
     lr, batch_size = SETTINGS[kind]
@@ -142,7 +143,8 @@ def train(x_train, y_train, *, kind: Kind, epochs: int, seed: int = 0,
     # the classifiers were measured in NCHW, unfused, on the CPU: the trainer's faster layouts are not asked for
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, device="cpu", threads=threads,
                       val_fraction=0.0, progress=False, channels_last=False)
-    with torch.random.fork_rng(), torch.enable_grad():
+    # distributed.alone(): in a torchrun run only rank 0 evaluates, so its classifier trains as one process
+    with torch.random.fork_rng(), torch.enable_grad(), distributed.alone():
         torch.manual_seed(seed)
         clf = ReferenceClassifier(tuple(x.shape[1:]), int(y.max()) + 1, kind)
         Trainer(_Fitting(clf, lr), cfg).fit(x, y)
