@@ -2,14 +2,14 @@
 """Does every example do what it is for? The README's examples and the presets, judged from outside.
 
 Each example is trained as the README runs it (``hourglass.train`` with the same options as the
-command), timed, and judged by an independent classifier (``judge.py``: a small CNN trained here on
+command), timed, and judged by an independent classifier (``evaluate.reference``: a small CNN trained here on
 the real training digits, never on a model's output):
 
   main            ``hourglass train vae`` on the embedded digits: share of test reconstructions the judge
                   recognises as their own digit (target >= 90%)
   beta-vae        the README's beta = 4 example on digits: does the code stay in use (active units, KL)?
   cvae            ``hourglass train cvae --epochs 10`` on digits: class-conditional samples recognised as
-                  the asked class, and their within-class spread (``judge.within_class_spread``)
+                  the asked class, and their within-class spread (``samples.within_class_spread``)
   semi            the README's semi-supervised CVAE with 100 labels on digits: test accuracy of q(y|x)
   cvae-mnist      preset ``cvae-mnist`` on the MNIST sample: samples recognised as the asked class
                   (target >= 95%) with a within-class spread at least 0.8 times that of the model's
@@ -54,7 +54,8 @@ import torch
 
 import hourglass
 from hourglass.data import load_data
-from hourglass.evaluate.judge import judge_samples, mean_pairwise_distance, train_judge, within_class_spread
+from hourglass.evaluate.reference import train_judge
+from hourglass.evaluate.samples import judge_samples, mean_pairwise_distance, within_class_spread
 from hourglass.report import figures
 
 ROOT = Path(__file__).resolve().parents[1]

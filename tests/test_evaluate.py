@@ -92,33 +92,6 @@ def test_frechet_distance_zero_for_same_features_and_mean_shift_squared():
     assert frechet_distance(f, 3 * f) > 3.0  # covariance differences count too
 
 
-def test_classifier_is_cached_under_xdg_cache_home_and_reused(tmp_path, monkeypatch):
-    from hourglass.evaluate import samples
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    z, y = clusters(n=300, k=3, dim=12)
-    x = torch.tensor(z, dtype=torch.float32).reshape(300, 1, 3, 4)
-    yt = torch.tensor(y)
-    clf = samples.get_classifier("toy", x, yt, epochs=5)
-    stem = tmp_path / "hourglass" / "classifiers" / "toy-1x3x4"
-    assert stem.with_suffix(".safetensors").is_file()
-    meta = json.loads(stem.with_suffix(".json").read_text())
-    assert meta["num_classes"] == 3 and meta["train_accuracy"] > 0.9
-
-    def no_training(*a, **k):
-        raise AssertionError("the cached classifier should have been reused")
-
-    monkeypatch.setattr(samples, "_train", no_training)
-    again = samples.get_classifier("toy", x, yt, epochs=5)
-    assert torch.equal(again.head.weight, clf.head.weight)
-    # real data scored against itself: confident, balanced, near-zero distance
-    s = samples.classifier_scores(clf, x[:150], x[150:], x[:150])
-    assert s["sample_confidence"] > 0.8 and s["sample_class_balance"] > 0.9
-    one_class = samples.classifier_scores(clf, x[yt == 0], x)
-    assert one_class["sample_class_balance"] < 0.1  # mode collapse shows
-    assert one_class["fd_classifier"] > s["fd_classifier"]
-
-
 # -- anomaly detection and metrics in runs -------------------------------------------------------------
 @pytest.fixture(scope="module")
 def anomaly_run(tmp_path_factory):

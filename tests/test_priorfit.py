@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hourglass.errors import DataError
-from hourglass.evaluate.judge import judge_samples
 from hourglass.evaluate.priorfit import gaussian_kl_to_standard, two_sample_accuracy
+from hourglass.evaluate.samples import judge_samples
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,10 +1,10 @@
-"""Quality of generated samples, judged by a small classifier trained on the real data.
+"""Quality of generated samples, judged by the reference classifiers (:mod:`hourglass.evaluate.reference`).
 
 There is no Inception FID here: the Inception network's weights would have to be downloaded, and
 hourglass works offline, on data sets (8x8 digits, tables) Inception was never meant for. Instead
 hourglass trains a small MLP classifier (flatten -> 256 -> 64 -> K, ReLU) on the real training data
 once per data set and caches it (``$XDG_CACHE_HOME/hourglass/classifiers/<dataset>-<shape>.safetensors``
-plus a ``.json`` with its accuracy and the fingerprint of the data it was trained on; by default
+plus a ``.json`` with its accuracy and the identity of the data it was trained on; by default
 ``~/.cache``). With it:
 
 * ``fd_classifier``: the Frechet distance between Gaussians fitted to the classifier's penultimate
@@ -17,120 +17,30 @@ plus a ``.json`` with its accuracy and the fingerprint of the data it was traine
   like some class?).
 * ``sample_class_balance``: entropy of the histogram of predicted classes / log K (1 = every class
   equally often; low = mode collapse).
+
+The examples benchmark (``benchmarks/examples.py``) and ``hourglass claims`` ask the *judge* (the CNN
+reference classifier, :func:`~hourglass.evaluate.reference.train_judge`) instead:
+
+* ``judge_samples`` is the recognition measure for samples drawn without a label: the share the judge
+  assigns to one class with probability >= 0.9 (``CONFIDENT``: a readable digit, not a blend of two),
+  and how those spread over the classes (each near 1/K for a model that draws every class; a class at
+  0 is a mode the model lost).
+* ``within_class_spread`` is the variety measure: for each class, the mean Euclidean distance between
+  two different images of that class (pixel space, [0, 1] units), for generated images divided by the
+  same number for real test images of that class; averaged over classes. 1.0 means samples vary as
+  much as real digits of their class; near 0 means every sample of a class is the same image.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..seeding import seeded
 from .codes import labelled
-
-FEATURES = 64
-CLASSIFIER_VERSION = 1
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hourglass" / "classifiers"
-
-
-class FeatureClassifier(nn.Module):
-    """The MLP whose penultimate features define ``fd_classifier``."""
-
-    def __init__(self, in_dim: int, num_classes: int, hidden: int = 256, features: int = FEATURES):
-        super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, features), nn.ReLU())
-        self.head = nn.Linear(features, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-def fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
-    """Short hash of the (scaled) training data: a cached classifier is reused only for the same data."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32).tobytes())
-    h.update(np.ascontiguousarray(y.detach().cpu().numpy(), dtype=np.int64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def get_classifier(dataset: str, x_train: torch.Tensor, y_train: torch.Tensor, *, identity: str | None = None,
-                   epochs: int = 20, seed: int = 0, cache: bool = True) -> FeatureClassifier:
-    """The cached classifier of this data set, or a new one trained (and cached) on ``x_train``.
-
-    A cached classifier is reused when its ``identity`` matches (default: a hash of the training data;
-    runs pass a hash of the data set's scaling, so every run on the same data shares one classifier
-    and their ``fd_classifier`` numbers are comparable whatever their split or seed)."""
-    from safetensors.torch import load_file, save_file
-
-    shape = "x".join(str(s) for s in x_train.shape[1:])
-    stem = f"{_safe(dataset)}-{shape}"
-    root = cache_root()
-    wpath, jpath = root / f"{stem}.safetensors", root / f"{stem}.json"
-    num_classes = int(y_train.max()) + 1
-    fp = identity or fingerprint(x_train, y_train)
-    in_dim = int(np.prod(x_train.shape[1:]))
-    if cache and wpath.is_file() and jpath.is_file():
-        try:
-            meta = json.loads(jpath.read_text())
-            if (meta.get("fingerprint") == fp and meta.get("num_classes") == num_classes
-                    and meta.get("version") == CLASSIFIER_VERSION):
-                clf = FeatureClassifier(in_dim, num_classes)
-                clf.load_state_dict(load_file(str(wpath)))
-                return clf.eval()
-        except (OSError, ValueError, RuntimeError):
-            pass  # a damaged cache entry is retrained below
-    clf, acc = _train(x_train, y_train, in_dim, num_classes, epochs, seed)
-    if cache:
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            tmp = wpath.with_suffix(f".tmp{os.getpid()}")
-            save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, str(tmp))
-            os.replace(tmp, wpath)
-            jpath.write_text(json.dumps({"version": CLASSIFIER_VERSION, "dataset": dataset, "shape": shape,
-                                         "num_classes": num_classes, "fingerprint": fp, "n_train": len(x_train),
-                                         "train_accuracy": acc, "epochs": epochs}, indent=2))
-        except OSError:
-            pass  # a read-only cache only costs a retraining next time
-    return clf
-
-
-@torch.enable_grad()
-def _train(x, y, in_dim, num_classes, epochs, seed) -> tuple[FeatureClassifier, float]:
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        clf = FeatureClassifier(in_dim, num_classes)
-    x = x.detach().cpu().float()
-    y = y.detach().cpu().long()
-    opt = torch.optim.Adam(clf.parameters(), lr=2e-3)
-    bs = 256
-    clf.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=g)
-        for s in range(0, len(x), bs):
-            idx = perm[s : s + bs]
-            loss = nn.functional.cross_entropy(clf(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    clf.eval()
-    with torch.no_grad():
-        acc = float((clf(x).argmax(1) == y).float().mean())
-    return clf, acc
+from .reference import ReferenceClassifier, get_classifier
 
 
 def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
@@ -150,7 +60,7 @@ def frechet_distance(f1: np.ndarray, f2: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def classifier_scores(clf: FeatureClassifier, samples: torch.Tensor, real: torch.Tensor,
+def classifier_scores(clf: ReferenceClassifier, samples: torch.Tensor, real: torch.Tensor,
                       real_train: torch.Tensor | None = None) -> dict[str, float]:
     """``fd_classifier`` (+ ``fd_classifier_real``), ``sample_confidence`` and ``sample_class_balance``."""
     clf.eval()
@@ -192,5 +102,36 @@ def sample_metrics(model, dataset: str, x_train: torch.Tensor, y_train: torch.Te
     return classifier_scores(clf, samples, x_test, ref_train)
 
 
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(name)).name)
+
+CONFIDENT = 0.9  # the judge's probability for one class above which a sample counts as recognised
+
+
+def judge_samples(judge: ReferenceClassifier, images: np.ndarray,
+                  confidence: float = CONFIDENT) -> dict[str, float | np.ndarray]:
+    """``confident``: the share of ``images`` ([0, 1], (N, C, H, W)) the judge gives one class with
+    probability >= ``confidence``; ``class_shares`` (K,): the share of each class among those (zeros
+    when none is); ``class_share_min`` / ``class_share_max``: their extremes; ``predicted`` (N,): the
+    judge's class for each image."""
+    probs = judge.probs(images)
+    predicted = probs.argmax(1)
+    sure = probs.max(1) >= confidence
+    counts = np.bincount(predicted[sure], minlength=probs.shape[1])
+    shares = counts / max(int(sure.sum()), 1)
+    return {"confident": float(sure.mean()), "class_shares": shares, "class_share_min": float(shares.min()),
+            "class_share_max": float(shares.max()), "predicted": predicted}
+
+
+def mean_pairwise_distance(x: np.ndarray) -> float:
+    """Mean Euclidean distance between two different rows of ``x`` (flattened); the diagnostics' own."""
+    from .diagnostics import mean_pairwise_distance as distance
+
+    return distance(torch.as_tensor(np.asarray(x, dtype=np.float32)))
+
+
+def within_class_spread(samples: np.ndarray, asked: np.ndarray, real: np.ndarray, real_y: np.ndarray) -> float:
+    """Mean over classes of (pairwise distance within the samples of class k) / (same for real class k)."""
+    ratios = []
+    for k in np.unique(asked):
+        real_k = real[real_y == k][:200]
+        ratios.append(mean_pairwise_distance(samples[asked == k]) / mean_pairwise_distance(real_k))
+    return float(np.mean(ratios))

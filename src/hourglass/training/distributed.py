@@ -36,6 +36,7 @@ Data Parallel Training"):
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -69,6 +70,19 @@ class Context:
 
 
 _context = Context()
+
+
+@contextlib.contextmanager
+def alone():
+    """Train as one process inside a group: for what one rank trains by itself (rank 0 evaluates, and its
+    evaluation trains the reference classifier), which must neither shard its data nor wait for the
+    other ranks' gradients, as they are not taking part."""
+    global _context
+    outer, _context = _context, Context()
+    try:
+        yield
+    finally:
+        _context = outer
 
 
 def current() -> Context:
