@@ -102,6 +102,7 @@ def test_a_plugin_that_cannot_be_imported_is_an_error_naming_it(toy_dir):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
     assert "plugin module 'toymodle' (from HOURGLASS_PLUGINS) cannot be imported" in res.stderr
+    assert "its folder must be on PYTHONPATH, or run python -m hourglass from that folder" in res.stderr
     assert not (toy_dir / "r").exists()
 
 
@@ -112,3 +113,27 @@ def test_hourglass_list_shows_a_plugin_model(toy_dir):
                          env=_env(toy_dir, HOURGLASS_PLUGINS="toymodel"), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "tied-weights autoencoder" in res.stdout
+
+
+def test_a_failed_plugin_fails_every_lookup_not_only_the_first(toy_dir):
+    """Python callers may catch the first error: the next lookup must not go on without the plugin."""
+    res = _python("import hourglass, hourglass.models as m\n"
+                  "for _ in range(2):\n"
+                  "    try:\n        print(m.list_models())\n"
+                  "    except hourglass.ConfigError as e:\n        print(str(e).split(':')[0])\n",
+                  toy_dir, HOURGLASS_PLUGINS="toymodle")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["plugin module 'toymodle' (from HOURGLASS_PLUGINS) cannot be imported"] * 2
+
+
+def test_an_installed_entry_point_loads_the_model_without_the_variable(toy_dir):
+    """The other way in: a distribution declaring ``[hourglass.plugins]`` (what ``pip install`` of a package
+    with that entry point writes), found on sys.path by importlib.metadata."""
+    dist = toy_dir / "toymodel-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toymodel\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[hourglass.plugins]\ntied = toymodel\n")
+    res = subprocess.run([sys.executable, "-m", "hourglass", "list", "--fields", "tied"], cwd=toy_dir,
+                         env=_env(toy_dir), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "config fields of tied" in res.stdout and "tied: the decoder is W^T" in res.stdout
