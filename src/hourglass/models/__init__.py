@@ -23,11 +23,11 @@ def _load_all() -> None:
     global _loaded
     if _loaded:
         return
-    _loaded = True
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
     plugins.load_plugins()  # models registered from outside the package (see hourglass.plugins)
+    _loaded = True  # after the plugins: when one fails to import, the next lookup raises again
 
 
 def _models() -> dict[str, type]:
