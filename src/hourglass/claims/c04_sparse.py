@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..evaluate.robustness import code_shift
 from .base import Context, Finding, claim
-from .common import code_scores, code_shift, mean_std, plot_band, pm, recon_errors
+from .common import code_scores, mean_std, plot_band, pm, recon_errors
 
 TOL = 0.1  # active: above 10% of the example's largest code value (code_stats' rule)
 NOISE = 0.2  # input noise std (clipped to [0, 1]) of the robustness measures
