@@ -19,6 +19,8 @@ with either loss and judges both by measures neither owns.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .base import Context, Finding, claim
@@ -36,54 +38,101 @@ RELATIVE = 0.05  # a gap in test pixel MSE below 5% of it is "the same"
        outputs, MSE for Gaussian (continuous) ones; with sigmoid outputs, cross-entropy trains better than MSE
        because MSE's gradient vanishes through the saturated sigmoid.""")
 def check(ctx: Context) -> Finding:
+    trained = train(ctx)
+    measured = measure(ctx, trained)
+    return verdict(ctx, measured)
+
+
+@dataclasses.dataclass
+class Plan:
+    """The images and budgets: the same for every setting, loss and seed."""
+
+    x: np.ndarray  # training images
+    x_val: np.ndarray  # held-out training images, to choose each loss's SGD rate on
+    epochs: int
+    arch: dict
+    sgd_rates: tuple[float, ...]
+    adam_lr: float
+
+
+@dataclasses.dataclass
+class Trained:
+    plan: Plan
+    chosen: dict  # loss -> its SGD rate
+    nets: dict  # (setting, loss, seed) -> the trained network
+    curves: dict  # (setting, loss, seed) -> test pixel MSE after each epoch
+
+
+@dataclasses.dataclass
+class Measured:
+    trained: Trained
+    rows: list[dict]  # one per (setting, loss, seed)
+    identity: dict[str, float]  # (a): the losses against the log-densities
+    grads: dict[str, float]  # the squared error's gradient over the cross-entropy's, at each start
+
+
+def _plan(ctx: Context) -> Plan:
+    n_train, n_val = ctx.pick((4000, 1000), (1000, 400))
+    x_all, _ = ctx.subset(n_train + n_val, seed=0)
+    arch = dict(input_shape=ctx.image_shape, hidden=ctx.pick((256,), (64,)), latent_dim=ctx.pick(32, 16),
+                recon_loss="bce", reduction="sum")
+    return Plan(x_all[:n_train], x_all[n_train:], 8, arch, ctx.pick((3e-4, 1e-3, 3e-3), (1e-3, 3e-3, 1e-2)),
+                ctx.pick(1e-3, 1e-2))  # the quick run's 8x8 digits give 16 steps an epoch: a larger Adam step
+
+
+def _build(plan: Plan, setting: str, loss: str, seed: int, lr: float):
+    """The network of ``setting``, with the initial weights of ``seed`` whatever the loss."""
     import torch
 
     from ..models import create
-    from ..models.ae import AE
-    from ..models.base import per_example
-    from ..report.figures import image_grid, new_figure
     from ..seeding import seeded
 
-    class SigmoidMSE(AE):
-        """The same network and sigmoid output, trained on the squared error of sigmoid(a) instead."""
+    opt = (dict(optimizer="adam", lr=plan.adam_lr) if setting != "SGD"
+           else dict(optimizer="sgd", lr=lr, momentum=0.9))
+    with seeded(seed):  # the same initial weights for both losses
+        net = create("ae", **plan.arch, **opt)
+        if setting == "Adam, saturated start":
+            with torch.no_grad():
+                net.decoder.net[0][-1].bias.fill_(SATURATION)
+    return _mse_twin(net) if loss == "MSE" else net
 
+
+def _mse_twin(net):
+    """The same network, weights and sigmoid output, trained on the squared error of sigmoid(a) instead."""
+    import torch
+
+    from ..models.ae import AE
+    from ..models.base import per_example
+
+    class SigmoidMSE(AE):
         def recon_loss(self, raw, x):
             return per_example((torch.sigmoid(raw) - x) ** 2, self.config.reduction)
 
-    n_train, n_val = ctx.pick((4000, 1000), (1000, 400))
-    x_all, _ = ctx.subset(n_train + n_val, seed=0)
-    x, x_val = x_all[:n_train], x_all[n_train:]
-    x_test, y_test = ctx.x_test, ctx.y_test
-    epochs = 8
-    arch = dict(input_shape=ctx.image_shape, hidden=ctx.pick((256,), (64,)), latent_dim=ctx.pick(32, 16),
-                recon_loss="bce", reduction="sum")
-    sgd_rates = ctx.pick((3e-4, 1e-3, 3e-3), (1e-3, 3e-3, 1e-2))
-    adam_lr = ctx.pick(1e-3, 1e-2)  # the quick run's 8x8 digits give 16 steps an epoch: a larger step
-    judge = ctx.judge()
+    twin = SigmoidMSE(net.config)
+    twin.load_state_dict(net.state_dict())
+    return twin
 
-    def build(setting: str, loss: str, seed: int, lr: float):
-        opt = dict(optimizer="adam", lr=adam_lr) if setting != "SGD" else dict(optimizer="sgd", lr=lr, momentum=0.9)
-        with seeded(seed):  # the same initial weights for both losses
-            net = create("ae", **arch, **opt)
-            if setting == "Adam, saturated start":
-                with torch.no_grad():
-                    net.decoder.net[0][-1].bias.fill_(SATURATION)
-        if loss == "MSE":
-            twin = SigmoidMSE(net.config)
-            twin.load_state_dict(net.state_dict())
-            net = twin
-        return net
 
-    def reconstruct(net, images: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            net.eval()
-            return net.reconstruct(torch.as_tensor(images)).numpy()
+def _reconstruct(net, images: np.ndarray) -> np.ndarray:
+    import torch
 
-    def train(setting: str, loss: str, seed: int, lr: float = 0.0):
-        net = build(setting, loss, seed, lr)
-        xt = torch.as_tensor(x_test)
+    with torch.no_grad():
+        net.eval()
+        return net.reconstruct(torch.as_tensor(images)).numpy()
+
+
+def train(ctx: Context) -> Trained:
+    """Every setting, loss and seed, through the trainer, with a learning curve on the test images; plain
+    SGD's rate chosen per loss on held-out training images first."""
+    import torch
+
+    plan = _plan(ctx)
+    xt = torch.as_tensor(ctx.x_test)
+
+    def fit(setting: str, loss: str, seed: int, lr: float = 0.0):
+        net = _build(plan, setting, loss, seed, lr)
         curve: list[float] = []
-        fit_module(ctx, net, x, seed=seed, epochs=epochs,
+        fit_module(ctx, net, plan.x, seed=seed, epochs=plan.epochs,
                    each_epoch=lambda m: curve.append(pixel_mse(m, xt)))
         return net, curve
 
@@ -92,26 +141,49 @@ def check(ctx: Context) -> Finding:
     chosen, grid = {}, {}
     for loss in LOSSES:
         scores = {}
-        for lr in sgd_rates:
-            grid[loss, lr] = train("SGD", loss, ctx.seeds[0], lr)
-            scores[lr] = recon_errors(reconstruct(grid[loss, lr][0], x_val), x_val)["pixel MSE"]
+        for lr in plan.sgd_rates:
+            grid[loss, lr] = fit("SGD", loss, ctx.seeds[0], lr)
+            scores[lr] = recon_errors(_reconstruct(grid[loss, lr][0], plan.x_val), plan.x_val)["pixel MSE"]
         chosen[loss] = min(scores, key=scores.get)
 
-    rows, curves, nets = [], {}, {}
+    nets, curves = {}, {}
     for setting in SETTINGS:
         for loss in LOSSES:
             for seed in ctx.seeds:
-                lr = chosen[loss] if setting == "SGD" else adam_lr
+                lr = chosen[loss] if setting == "SGD" else plan.adam_lr
                 if setting == "SGD" and seed == ctx.seeds[0]:
-                    net, curve = grid[loss, lr]
+                    nets[setting, loss, seed], curves[setting, loss, seed] = grid[loss, lr]
                 else:
-                    net, curve = train(setting, loss, seed, lr)
-                rec = reconstruct(net, x_test)
-                curves[setting, loss, seed] = curve
-                nets[setting, loss, seed] = net
-                rows.append({"setting": setting, "loss": loss, "seed": seed, "lr": lr,
-                             **recon_errors(rec, x_test),
-                             "judge accuracy": float((judge.probs(rec).argmax(1) == y_test).mean())})
+                    nets[setting, loss, seed], curves[setting, loss, seed] = fit(setting, loss, seed, lr)
+    return Trained(plan, chosen, nets, curves)
+
+
+def measure(ctx: Context, t: Trained) -> Measured:
+    """Test pixel MSE and BCE and the judge's accuracy on every network's reconstructions; the likelihood
+    identities; the gradient ratio at the start."""
+    judge = ctx.judge()
+    rows = []
+    for (setting, loss, seed), net in t.nets.items():
+        rec = _reconstruct(net, ctx.x_test)
+        rows.append({"setting": setting, "loss": loss, "seed": seed,
+                     "lr": t.chosen[loss] if setting == "SGD" else t.plan.adam_lr,
+                     **recon_errors(rec, ctx.x_test),
+                     "judge accuracy": float((judge.probs(rec).argmax(1) == ctx.y_test).mean())})
+    identity = _likelihood_identities(t.nets["Adam", "BCE", ctx.seeds[0]], ctx.x_test, t.plan.arch)
+    grads = _gradient_ratios(t.plan, ctx.seeds[0])
+    return Measured(t, rows, identity, grads)
+
+
+def verdict(ctx: Context, m: Measured) -> Finding:
+    """Holds when the identities are exact and cross-entropy trains better in every setting; a caveat
+    when it wins at the saturated start but only ties elsewhere."""
+    from ..report.figures import image_grid, new_figure
+
+    rows, identity, grads = m.rows, m.identity, m.grads
+    curves, nets, chosen = m.trained.curves, m.trained.nets, m.trained.chosen
+    plan = m.trained.plan
+    epochs, arch, sgd_rates, adam_lr = plan.epochs, plan.arch, plan.sgd_rates, plan.adam_lr
+    n_train, n_val, x_test = len(plan.x), len(plan.x_val), ctx.x_test
 
     def values(setting: str, loss: str, key: str) -> list[float]:
         return [r[key] for r in rows if r["setting"] == setting and r["loss"] == loss]
@@ -128,9 +200,6 @@ def check(ctx: Context) -> Finding:
         else:
             outcome[setting] = "BCE better" if g_mean > 0 else "MSE better"
 
-    identity = _likelihood_identities(nets["Adam", "BCE", ctx.seeds[0]], x_test, arch)
-    grads = _gradient_ratios(build, x, ctx.seeds[0])
-
     def reached(setting: str) -> int | None:
         """Epoch at which BCE's mean curve first gets down to MSE's final mean test error."""
         b = np.mean([curves[setting, "BCE", s] for s in ctx.seeds], 0)
@@ -138,7 +207,7 @@ def check(ctx: Context) -> Finding:
         hit = np.nonzero(b <= target)[0]
         return int(hit[0]) + 1 if len(hit) else None
 
-    fig = _figure(new_figure, image_grid, curves, ctx, epochs, nets, x_test, reconstruct)
+    fig = _figure(new_figure, image_grid, curves, ctx, epochs, nets, x_test, _reconstruct)
 
     def gap_text(setting: str) -> str:
         m, s = mean_std(100 * gaps[setting])
@@ -227,21 +296,21 @@ def _likelihood_identities(net, x_test: np.ndarray, arch: dict) -> dict[str, flo
             "Gaussian: spread of NLL - SE/2σ² (nats)": spread}
 
 
-def _gradient_ratios(build, x: np.ndarray, seed: int) -> dict[str, float]:
+def _gradient_ratios(plan: Plan, seed: int) -> dict[str, float]:
     """||grad of the squared-error loss|| / ||grad of the cross-entropy|| over the output layer's weights
-    and bias, on 256 training images, at the normal and at the saturated start (same weights for both)."""
+    and bias, on 256 training images, at the normal and at the saturated start (same weights for both).
+    A measurement at the initial weights, not a training step: autograd.grad, nothing accumulates."""
     import torch
 
-    xb = torch.as_tensor(x[:256])
+    xb = torch.as_tensor(plan.x[:256])
     out = {}
     for key, setting in (("normal", "Adam"), ("saturated", "Adam, saturated start")):
         norms = []
         for loss in LOSSES:
-            net = build(setting, loss, seed, 1e-3)
+            net = _build(plan, setting, loss, seed, 1e-3)
             layer = net.decoder.net[0][-1]
-            net.zero_grad()
-            net.training_step((xb, None))["loss"].backward()
-            norms.append(float(torch.cat([layer.weight.grad.flatten(), layer.bias.grad]).norm()))
+            grads = torch.autograd.grad(net.training_step((xb, None))["loss"], [layer.weight, layer.bias])
+            norms.append(float(torch.cat([grads[0].flatten(), grads[1]]).norm()))
         out[key] = norms[1] / norms[0]
     return out
 

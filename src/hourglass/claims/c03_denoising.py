@@ -10,10 +10,13 @@ as well (kNN and a linear probe, :mod:`hourglass.evaluate.codes`), on clean and 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from ..evaluate.robustness import code_shift
 from .base import Context, Finding, claim
-from .common import code_scores, code_shift, mean_std, plot_band, pm, recon_errors
+from .common import code_scores, mean_std, plot_band, pm, recon_errors
 
 NOISE = 0.3  # the DAE's training noise std, and the test noise of the robustness measures
 TEST_NOISE = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -24,32 +27,71 @@ MEANINGFUL = 0.01  # codes are "more meaningful" with kNN and probe accuracy hig
        """A denoising autoencoder (Gaussian noise on the input, the clean input as target) learns a more robust
        manifold and more meaningful codes than a plain autoencoder of the same size.""")
 def check(ctx: Context) -> Finding:
-    from ..report.figures import image_grid, new_figure
+    trained = train(ctx)
+    measured = measure(ctx, trained)
+    return verdict(ctx, measured)
 
+
+@dataclasses.dataclass
+class Trained:
+    x: np.ndarray  # the training images, and their labels
+    y: np.ndarray
+    epochs: int
+    arch: dict
+    runs: dict  # (model, seed) -> run; model "AE" or "DAE"
+
+
+@dataclasses.dataclass
+class Measured:
+    trained: Trained
+    rows: list[dict]  # one per (model, seed)
+    curves: dict  # (model, seed) -> pixel MSE to the clean image at each TEST_NOISE
+    shown: dict  # model -> its reconstructions of 8 noisy test images (first seed)
+    noisy: dict  # noise std -> the noisy test images every model saw
+
+
+def train(ctx: Context) -> Trained:
+    """A plain AE and a DAE of one size, per seed, on the same images."""
     x, y = ctx.subset(ctx.pick(8000, 1438), seed=0)
-    x_test, y_test = ctx.x_test, ctx.y_test
     epochs = ctx.pick(10, 40)
     arch = dict(hidden=ctx.pick((256,), (64,)), latent_dim=ctx.pick(32, 16), val_fraction=0.0, epochs=epochs)
+    runs = {}
+    for seed in ctx.seeds:
+        for model, extra in (("AE", {}), ("DAE", {"noise": "gaussian", "noise_level": NOISE})):
+            runs[model, seed] = ctx.train(model.lower(), x, seed=seed, **arch, **extra)
+    return Trained(x, y, epochs, arch, runs)
+
+
+def measure(ctx: Context, t: Trained) -> Measured:
+    """Reconstructions of noisy inputs, code shift under noise, kNN and probe accuracy of clean and noisy codes."""
+    x, y = t.x, t.y
+    x_test, y_test = ctx.x_test, ctx.y_test
     rng = np.random.default_rng(12345)  # the same noisy test images for every model
     eps = rng.standard_normal(x_test.shape).astype(np.float32)
     noisy = {s: np.clip(x_test + s * eps, 0.0, 1.0) for s in TEST_NOISE}
-
     rows, curves, shown = [], {}, {}
-    for seed in ctx.seeds:
-        for model, extra in (("AE", {}), ("DAE", {"noise": "gaussian", "noise_level": NOISE})):
-            run = ctx.train(model.lower(), x, seed=seed, **arch, **extra)
-            curves[model, seed] = [recon_errors(run.reconstruct(noisy[s]), x_test)["pixel MSE"] for s in TEST_NOISE]
-            z_train = run.encode(x)
-            clean = code_scores(ctx, z_train, y, run.encode(x_test), y_test)
-            dirty = code_scores(ctx, z_train, y, run.encode(noisy[NOISE]), y_test)
-            rows.append({"model": model, "seed": seed, "clean pixel MSE": curves[model, seed][0],
-                         f"denoised pixel MSE (σ={NOISE})": curves[model, seed][TEST_NOISE.index(NOISE)],
-                         "code shift σ=0.1": code_shift(run.encode, x_test, 0.1, seed=seed),
-                         f"code shift σ={NOISE}": code_shift(run.encode, x_test, NOISE, seed=seed),
-                         "kNN clean": clean["knn_acc"], "probe clean": clean["probe_acc"],
-                         "kNN noisy": dirty["knn_acc"], "probe noisy": dirty["probe_acc"]})
-            if seed == ctx.seeds[0]:
-                shown[model] = run.reconstruct(noisy[NOISE][:8])
+    for (model, seed), run in t.runs.items():
+        curves[model, seed] = [recon_errors(run.reconstruct(noisy[s]), x_test)["pixel MSE"] for s in TEST_NOISE]
+        z_train = run.encode(x)
+        clean = code_scores(ctx, z_train, y, run.encode(x_test), y_test)
+        dirty = code_scores(ctx, z_train, y, run.encode(noisy[NOISE]), y_test)
+        rows.append({"model": model, "seed": seed, "clean pixel MSE": curves[model, seed][0],
+                     f"denoised pixel MSE (σ={NOISE})": curves[model, seed][TEST_NOISE.index(NOISE)],
+                     "code shift σ=0.1": code_shift(run.encode, x_test, 0.1, seed=seed),
+                     f"code shift σ={NOISE}": code_shift(run.encode, x_test, NOISE, seed=seed),
+                     "kNN clean": clean["knn_acc"], "probe clean": clean["probe_acc"],
+                     "kNN noisy": dirty["knn_acc"], "probe noisy": dirty["probe_acc"]})
+        if seed == ctx.seeds[0]:
+            shown[model] = run.reconstruct(noisy[NOISE][:8])
+    return Measured(t, rows, curves, shown, noisy)
+
+
+def verdict(ctx: Context, m: Measured) -> Finding:
+    """Robust: the DAE denoises better and its codes move less, every seed; meaningful: its clean codes
+    classify a point or more better."""
+    rows = m.rows
+    x, epochs, arch = m.trained.x, m.trained.epochs, m.trained.arch
+    x_test = ctx.x_test
 
     def paired(key: str) -> np.ndarray:
         """DAE minus AE, per seed."""
@@ -88,35 +130,7 @@ def check(ctx: Context) -> Finding:
         caveat = (f"the DAE does not denoise better or its codes move as much under noise in every seed "
                   f"(denoised MSE difference {pm(denoise, 4)}, code shift difference {pm(shift, 3)})")
 
-    fig = new_figure((15, 4.2))
-    ax = fig.add_subplot(1, 3, 1)
-    for model, colour in (("AE", "tab:blue"), ("DAE", "tab:orange")):
-        plot_band(ax, TEST_NOISE, [curves[model, s] for s in ctx.seeds], "o-", colour, model)
-    ax.axvline(NOISE, color="grey", ls=":", label=f"DAE's training noise σ={NOISE}")
-    ax.set_xlabel("std σ of the Gaussian noise on the test images")
-    ax.set_ylabel("pixel MSE to the clean image")
-    ax.set_title("reconstructing noisy inputs")
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(1, 3, 2)
-    keys = ["kNN clean", "probe clean", "kNN noisy", "probe noisy"]
-    pos = np.arange(len(keys))
-    for i, (model, colour) in enumerate((("AE", "tab:blue"), ("DAE", "tab:orange"))):
-        stats = [mean_std(values(model, k)) for k in keys]
-        ax.bar(pos + (i - 0.5) * 0.38, [100 * m for m, _ in stats], 0.38, yerr=[100 * s for _, s in stats],
-               color=colour, label=model, capsize=3)
-    ax.set_xticks(pos, [k.replace(" ", "\n") + ("\n(σ=%g)" % NOISE if "noisy" in k else "") for k in keys])
-    low = min(min(values(m, k)) for m in ("AE", "DAE") for k in keys)
-    ax.set_ylim(max(0.0, 100 * low - 10), 100)
-    ax.set_ylabel("test accuracy from the codes (%)")
-    ax.set_title("what the codes tell a classifier")
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(1, 3, 3)
-    ax.imshow(image_grid(np.concatenate([noisy[NOISE][:8], shown["AE"], shown["DAE"], x_test[:8]]), nrow=8),
-              cmap="gray", vmin=0, vmax=1)
-    h = x_test.shape[-2] + 1
-    ax.set_xticks([])
-    ax.set_yticks([h * (i + 0.5) for i in range(4)], [f"noisy (σ={NOISE})", "AE", "DAE", "clean"])
-    ax.set_title(f"noisy test images reconstructed (seed {ctx.seeds[0]})")
+    fig = _figure(ctx, m, values)
 
     return Finding(
         verdict=verdict,
@@ -148,3 +162,40 @@ def check(ctx: Context) -> Finding:
 def _pts(d: np.ndarray) -> str:
     m, s = mean_std(100 * d)
     return f"{m:+.1f}" + (f" ± {s:.1f}" if len(d) > 1 else "")
+
+
+def _figure(ctx: Context, m: Measured, values):
+    """Denoising curves, what the codes tell a classifier, and noisy test images reconstructed."""
+    from ..report.figures import image_grid, new_figure
+
+    curves, shown, noisy, x_test = m.curves, m.shown, m.noisy, ctx.x_test
+    fig = new_figure((15, 4.2))
+    ax = fig.add_subplot(1, 3, 1)
+    for model, colour in (("AE", "tab:blue"), ("DAE", "tab:orange")):
+        plot_band(ax, TEST_NOISE, [curves[model, s] for s in ctx.seeds], "o-", colour, model)
+    ax.axvline(NOISE, color="grey", ls=":", label=f"DAE's training noise σ={NOISE}")
+    ax.set_xlabel("std σ of the Gaussian noise on the test images")
+    ax.set_ylabel("pixel MSE to the clean image")
+    ax.set_title("reconstructing noisy inputs")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 3, 2)
+    keys = ["kNN clean", "probe clean", "kNN noisy", "probe noisy"]
+    pos = np.arange(len(keys))
+    for i, (model, colour) in enumerate((("AE", "tab:blue"), ("DAE", "tab:orange"))):
+        stats = [mean_std(values(model, k)) for k in keys]
+        ax.bar(pos + (i - 0.5) * 0.38, [100 * m for m, _ in stats], 0.38, yerr=[100 * s for _, s in stats],
+               color=colour, label=model, capsize=3)
+    ax.set_xticks(pos, [k.replace(" ", "\n") + ("\n(σ=%g)" % NOISE if "noisy" in k else "") for k in keys])
+    low = min(min(values(m, k)) for m in ("AE", "DAE") for k in keys)
+    ax.set_ylim(max(0.0, 100 * low - 10), 100)
+    ax.set_ylabel("test accuracy from the codes (%)")
+    ax.set_title("what the codes tell a classifier")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 3, 3)
+    ax.imshow(image_grid(np.concatenate([noisy[NOISE][:8], shown["AE"], shown["DAE"], x_test[:8]]), nrow=8),
+              cmap="gray", vmin=0, vmax=1)
+    h = x_test.shape[-2] + 1
+    ax.set_xticks([])
+    ax.set_yticks([h * (i + 0.5) for i in range(4)], [f"noisy (σ={NOISE})", "AE", "DAE", "clean"])
+    ax.set_title(f"noisy test images reconstructed (seed {ctx.seeds[0]})")
+    return fig

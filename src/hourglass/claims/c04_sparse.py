@@ -17,10 +17,13 @@ images (fitted on clean training codes).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from ..evaluate.robustness import code_shift
 from .base import Context, Finding, claim
-from .common import code_scores, code_shift, mean_std, plot_band, pm, recon_errors
+from .common import code_scores, mean_std, plot_band, pm, recon_errors
 
 TOL = 0.1  # active: above 10% of the example's largest code value (code_stats' rule)
 NOISE = 0.2  # input noise std (clipped to [0, 1]) of the robustness measures
@@ -46,34 +49,70 @@ def _arms(strong_l1: float, light_l1: float, kl: float) -> dict[str, tuple[str, 
        """A sparse autoencoder (an L1 or KL sparsity penalty on the code) limits how many code units are active
        for each input, and is more robust than a plain autoencoder.""")
 def check(ctx: Context) -> Finding:
-    from ..report.figures import new_figure
+    trained = train(ctx)
+    measured = measure(ctx, trained)
+    return verdict(ctx, measured)
 
+
+@dataclasses.dataclass
+class Trained:
+    x: np.ndarray  # the training images, and their labels
+    y: np.ndarray
+    epochs: int
+    arch: dict
+    arms: dict  # name -> (model, options, control's name)
+    runs: dict  # (name, seed) -> run
+
+
+@dataclasses.dataclass
+class Measured:
+    trained: Trained
+    rows: list[dict]  # one per (arm, seed)
+    lifetimes: dict  # (arm, seed) -> each unit's share of test examples it is active on, sorted
+    knn_curves: dict  # (arm, seed) -> kNN accuracy of noisy test codes at each CURVE_NOISE
+
+
+def train(ctx: Context) -> Trained:
+    """The two penalties' arms and their plain controls, one size, per seed, on the same images."""
     x, y = ctx.subset(ctx.pick(4000, 1438), seed=0)
-    x_test, y_test = ctx.x_test, ctx.y_test
     epochs = ctx.pick(10, 20)
     arch = dict(hidden=ctx.pick((256,), (64,)), latent_dim=ctx.pick(64, 32), val_fraction=0.0, epochs=epochs)
     arms = _arms(*ctx.pick((1.0, 0.1, 1.0), (0.3, 0.03, 1.0)))
+    runs = {(name, seed): ctx.train(model, x, seed=seed, **arch, **options)
+            for seed in ctx.seeds for name, (model, options, _) in arms.items()}
+    return Trained(x, y, epochs, arch, arms, runs)
+
+
+def measure(ctx: Context, t: Trained) -> Measured:
+    """Population and lifetime sparsity of the test codes, reconstruction, and robustness to input noise."""
+    x, y = t.x, t.y
+    x_test, y_test = ctx.x_test, ctx.y_test
     eps = np.random.default_rng(12345).standard_normal(x_test.shape).astype(np.float32)
     noisy = {s: np.clip(x_test + s * eps, 0.0, 1.0) for s in CURVE_NOISE}
-
     rows, lifetimes, knn_curves = [], {}, {}
-    for seed in ctx.seeds:
-        for name, (model, options, _) in arms.items():
-            run = ctx.train(model, x, seed=seed, **arch, **options)
-            z = run.encode(x_test)
-            a = np.abs(z)
-            active = a > TOL * a.max(1, keepdims=True)
-            lifetime = active.mean(0)  # per unit: share of test examples it is active on
-            z_train = run.encode(x)
-            knn = [code_scores(ctx, z_train, y, run.encode(noisy[s]), y_test)["knn_acc"] for s in CURVE_NOISE]
-            lifetimes[name, seed], knn_curves[name, seed] = np.sort(lifetime)[::-1], knn
-            live = lifetime[lifetime >= 0.01]
-            rows.append({"model": name, "seed": seed, "active share per example": float(active.mean()),
-                         "dead units": int((lifetime < 0.01).sum()),
-                         "median lifetime activity (live units)": float(np.median(live)) if len(live) else 0.0,
-                         "pixel MSE": recon_errors(run.reconstruct(x_test), x_test)["pixel MSE"],
-                         "kNN clean": knn[0], f"kNN noisy σ={NOISE}": knn[CURVE_NOISE.index(NOISE)],
-                         f"code shift σ={NOISE}": code_shift(run.encode, x_test, NOISE, seed=seed)})
+    for (name, seed), run in t.runs.items():
+        z = run.encode(x_test)
+        a = np.abs(z)
+        active = a > TOL * a.max(1, keepdims=True)
+        lifetime = active.mean(0)  # per unit: share of test examples it is active on
+        z_train = run.encode(x)
+        knn = [code_scores(ctx, z_train, y, run.encode(noisy[s]), y_test)["knn_acc"] for s in CURVE_NOISE]
+        lifetimes[name, seed], knn_curves[name, seed] = np.sort(lifetime)[::-1], knn
+        live = lifetime[lifetime >= 0.01]
+        rows.append({"model": name, "seed": seed, "active share per example": float(active.mean()),
+                     "dead units": int((lifetime < 0.01).sum()),
+                     "median lifetime activity (live units)": float(np.median(live)) if len(live) else 0.0,
+                     "pixel MSE": recon_errors(run.reconstruct(x_test), x_test)["pixel MSE"],
+                     "kNN clean": knn[0], f"kNN noisy σ={NOISE}": knn[CURVE_NOISE.index(NOISE)],
+                     f"code shift σ={NOISE}": code_shift(run.encode, x_test, NOISE, seed=seed)})
+    return Measured(t, rows, lifetimes, knn_curves)
+
+
+def verdict(ctx: Context, m: Measured) -> Finding:
+    """Holds when every penalty cuts the active share below 70% of its control's and makes the codes more
+    robust (they move less under noise, every seed, without losing kNN accuracy)."""
+    rows, arms = m.rows, m.trained.arms
+    x, epochs, arch, x_test = m.trained.x, m.trained.epochs, m.trained.arch, ctx.x_test
 
     def values(name: str, key: str) -> np.ndarray:
         return np.array([r[key] for r in rows if r["model"] == name])
@@ -118,33 +157,8 @@ def check(ctx: Context) -> Finding:
                       "under input noise and lose more kNN accuracy than the plain autoencoder's ("
                       + robust_text(list(judged)) + ")")
 
-    fig = new_figure((15, 4.2))
-    colours = dict(zip(arms, ("tab:blue", "tab:green", "tab:olive", "tab:gray", "tab:red")))
-    s0 = ctx.seeds[0]
-    ax = fig.add_subplot(1, 3, 1)
+    fig = _figure(ctx, m, values)
     names = list(arms)
-    stats = [mean_std(values(n, "active share per example")) for n in names]
-    ax.barh(np.arange(len(names)), [100 * m for m, _ in stats], xerr=[100 * s for _, s in stats],
-            color=[colours[n] for n in names], capsize=3)
-    ax.set_yticks(np.arange(len(names)), names)
-    ax.invert_yaxis()
-    ax.set_xlabel(f"code units active per test example (%), |z| > {TOL:g} × the largest")
-    ax.set_title("population sparsity (mean ± std over seeds)")
-    ax = fig.add_subplot(1, 3, 2)
-    for n in names:
-        life = lifetimes[n, s0]
-        ax.plot(np.arange(1, len(life) + 1), 100 * life, color=colours[n], label=n)
-    ax.set_xlabel("code unit, sorted by activity")
-    ax.set_ylabel("test examples it is active on (%)")
-    ax.set_title(f"lifetime sparsity (seed {s0})")
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(1, 3, 3)
-    for n in names:
-        plot_band(ax, CURVE_NOISE, 100 * np.array([knn_curves[n, s] for s in ctx.seeds]), "o-", colours[n], n)
-    ax.set_xlabel("std σ of the Gaussian noise on the test images")
-    ax.set_ylabel("kNN accuracy of the codes (%)")
-    ax.set_title("robustness: classifying noisy inputs' codes")
-    ax.legend(fontsize=8)
 
     light, strong, kl = sparse_names
     return Finding(
@@ -176,3 +190,38 @@ def check(ctx: Context) -> Finding:
                  f"noisy kNN, {light} - control (points)": float(100 * judged[light]["knn"].mean()),
                  f"noisy kNN, {kl} - control (points)": float(100 * judged[kl]["knn"].mean())},
         caveat=caveat)
+
+
+def _figure(ctx: Context, m: Measured, values):
+    """Population sparsity, lifetime sparsity, kNN accuracy of noisy inputs' codes."""
+    from ..report.figures import new_figure
+
+    arms, lifetimes, knn_curves = m.trained.arms, m.lifetimes, m.knn_curves
+    fig = new_figure((15, 4.2))
+    colours = dict(zip(arms, ("tab:blue", "tab:green", "tab:olive", "tab:gray", "tab:red")))
+    s0 = ctx.seeds[0]
+    ax = fig.add_subplot(1, 3, 1)
+    names = list(arms)
+    stats = [mean_std(values(n, "active share per example")) for n in names]
+    ax.barh(np.arange(len(names)), [100 * m for m, _ in stats], xerr=[100 * s for _, s in stats],
+            color=[colours[n] for n in names], capsize=3)
+    ax.set_yticks(np.arange(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"code units active per test example (%), |z| > {TOL:g} × the largest")
+    ax.set_title("population sparsity (mean ± std over seeds)")
+    ax = fig.add_subplot(1, 3, 2)
+    for n in names:
+        life = lifetimes[n, s0]
+        ax.plot(np.arange(1, len(life) + 1), 100 * life, color=colours[n], label=n)
+    ax.set_xlabel("code unit, sorted by activity")
+    ax.set_ylabel("test examples it is active on (%)")
+    ax.set_title(f"lifetime sparsity (seed {s0})")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 3, 3)
+    for n in names:
+        plot_band(ax, CURVE_NOISE, 100 * np.array([knn_curves[n, s] for s in ctx.seeds]), "o-", colours[n], n)
+    ax.set_xlabel("std σ of the Gaussian noise on the test images")
+    ax.set_ylabel("kNN accuracy of the codes (%)")
+    ax.set_title("robustness: classifying noisy inputs' codes")
+    ax.legend(fontsize=8)
+    return fig

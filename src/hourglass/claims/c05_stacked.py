@@ -17,6 +17,8 @@ pretraining (one epoch per layer, the rest fine-tuning), and asks how much pretr
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .base import Context, Finding, claim
@@ -32,20 +34,50 @@ SMALL_MSE, SMALL_KNN = 0.05, 0.01  # a gain below 5% of the test error and 1 poi
        """Greedy layer-wise pretraining of stacked autoencoders was how deep networks were initialised before
        Xavier/Glorot initialisation; with modern initialisation it matters less.""")
 def check(ctx: Context) -> Finding:
+    trained = train(ctx)
+    measured = measure(ctx, trained)
+    return verdict(ctx, measured)
+
+
+@dataclasses.dataclass
+class Trained:
+    x: np.ndarray  # the training images, and their labels
+    y: np.ndarray
+    hidden: tuple[int, ...]
+    latent: int
+    epochs: int
+    batch: int
+    lr: float
+    nets: dict  # (start, pretrained, seed) -> the trained network
+    curves: dict  # (start, pretrained, seed) -> test pixel MSE after each epoch
+    seconds: dict  # (start, pretrained, seed) -> training wall time
+
+    @property
+    def layers(self) -> int:
+        return len(self.hidden) + 1
+
+
+@dataclasses.dataclass
+class Measured:
+    trained: Trained
+    rows: list[dict]  # one per (start, pretrained, seed)
+    shown: dict  # (start, pretrained) -> reconstructions of 8 test images (first seed)
+
+
+def train(ctx: Context) -> Trained:
+    """One deep autoencoder from each start, end to end and pretrained, per seed, through the trainer."""
     import torch
     from torch import nn
 
     from ..models import create
-    from ..report.figures import image_grid, new_figure
     from ..seeding import seeded
 
     x, y = ctx.subset(ctx.pick(4000, 1438), seed=0)
-    x_test, y_test = ctx.x_test, ctx.y_test
     hidden, latent = ctx.pick(((256, 128, 64), 16), ((32, 16), 8))
     layers = len(hidden) + 1
     epochs = ctx.pick(10, 12)
     batch, lr = 32, 5e-3
-    xt = torch.as_tensor(x_test)
+    xt = torch.as_tensor(ctx.x_test)
 
     def build(start: str, pretrain: bool, seed: int):
         with seeded(seed):
@@ -60,7 +92,7 @@ def check(ctx: Context) -> Finding:
                         nn.init.zeros_(m.bias)
         return net
 
-    rows, curves, shown = [], {}, {}
+    nets, curves, seconds = {}, {}, {}
     for seed in ctx.seeds:
         for start in STARTS:
             for pretrain in (False, True):
@@ -68,15 +100,36 @@ def check(ctx: Context) -> Finding:
                 curve: list[float] = []
                 history = fit_module(ctx, net, x, seed=seed, epochs=epochs, batch_size=batch,
                                      each_epoch=lambda m, c=curve: c.append(pixel_mse(m, xt)))
-                with torch.no_grad():
-                    rec = net.reconstruct(xt).numpy()
-                    scores = code_scores(ctx, net.encode(torch.as_tensor(x)).numpy(), y, net.encode(xt).numpy(), y_test)
-                curves[start, pretrain, seed] = curve
-                if seed == ctx.seeds[0]:
-                    shown[start, pretrain] = rec[:8]
-                rows.append({"start": start, "pretrained": pretrain, "seed": seed, **recon_errors(rec, x_test),
-                             "kNN": scores["knn_acc"], "probe": scores["probe_acc"],
-                             "training seconds": float(sum(h["seconds"] for h in history))})
+                key = start, pretrain, seed
+                nets[key], curves[key], seconds[key] = net, curve, float(sum(h["seconds"] for h in history))
+    return Trained(x, y, hidden, latent, epochs, batch, lr, nets, curves, seconds)
+
+
+def measure(ctx: Context, t: Trained) -> Measured:
+    """Test reconstruction error, kNN and probe accuracy of every network's codes."""
+    import torch
+
+    xt = torch.as_tensor(ctx.x_test)
+    rows, shown = [], {}
+    for (start, pretrain, seed), net in t.nets.items():
+        with torch.no_grad():
+            rec = net.reconstruct(xt).numpy()
+            scores = code_scores(ctx, net.encode(torch.as_tensor(t.x)).numpy(), t.y, net.encode(xt).numpy(),
+                                 ctx.y_test)
+        if seed == ctx.seeds[0]:
+            shown[start, pretrain] = rec[:8]
+        rows.append({"start": start, "pretrained": pretrain, "seed": seed, **recon_errors(rec, ctx.x_test),
+                     "kNN": scores["knn_acc"], "probe": scores["probe_acc"],
+                     "training seconds": t.seconds[start, pretrain, seed]})
+    return Measured(t, rows, shown)
+
+
+def verdict(ctx: Context, m: Measured) -> Finding:
+    """Holds when pretraining rescues the old start, buys less from Glorot's, and little for ReLU."""
+    rows = m.rows
+    x, x_test = m.trained.x, ctx.x_test
+    hidden, latent, epochs, batch, lr, layers = (m.trained.hidden, m.trained.latent, m.trained.epochs,
+                                                 m.trained.batch, m.trained.lr, m.trained.layers)
 
     def values(start: str, pretrain: bool, key: str) -> np.ndarray:
         return np.array([r[key] for r in rows if r["start"] == start and r["pretrained"] == pretrain])
@@ -109,6 +162,41 @@ def check(ctx: Context) -> Finding:
                   "pretraining buys as much or more with Glorot's start as with the old one")
         caveat += f" ({gain_text(STARTS[0])}; {gain_text(STARTS[1])}; {gain_text(STARTS[2])})"
 
+    fig = _figure(ctx, m, values)
+
+    return Finding(
+        verdict=verdict,
+        experiment=(
+            f"One deep `stacked` autoencoder ({'-'.join(map(str, (int(np.prod(ctx.image_shape)), *hidden, latent)))} "
+            f"and back, linear code, BCE, Adam lr {lr:g}, batch {batch}) trained {epochs} epochs on {len(x):,} "
+            f"training images from three starts: sigmoid units with weights from N(0, {OLD_STD:g}²) (the pre-2010 "
+            "practice), "
+            "sigmoid units from Glorot's uniform initialisation, and ReLU units from Glorot. Each start is trained "
+            f"end to end (`pretrain_epochs=0`) and with greedy layer-wise pretraining (`pretrain_epochs=1`: one "
+            f"epoch per layer for its {layers} layers, then fine-tuning) in the same number of epochs, seeds "
+            f"{', '.join(map(str, ctx.seeds))}. Measured on the {len(x_test):,} test images: reconstruction error, "
+            "and kNN and linear-probe accuracy of the codes (fitted on the training codes)."),
+        result=(
+            "Test pixel MSE, end to end vs pretrained: " + "; ".join(
+                f"{s}: {pm(values(s, False, 'pixel MSE'), 4)} vs {pm(values(s, True, 'pixel MSE'), 4)}" for s in STARTS)
+            + ". kNN accuracy of the codes: " + "; ".join(
+                f"{s}: {pm(values(s, False, 'kNN'), 1, 100, '%')} vs {pm(values(s, True, 'kNN'), 1, 100, '%')}"
+                for s in STARTS)
+            + ". What pretraining changes: " + "; ".join(gain_text(s) for s in STARTS)
+            + ". A pretraining epoch updates one layer only; training wall time (end to end vs pretrained): "
+            + "; ".join(f"{s}: {pm(values(s, False, 'training seconds'), 1)} vs "
+                        f"{pm(values(s, True, 'training seconds'), 1)} s" for s in STARTS) + "."),
+        figure=fig, seeds=ctx.seeds, table=rows,
+        numbers={f"pretraining's MSE cut, {s} (%)": float(100 * gain[s]["mse"].mean()) for s in STARTS}
+        | {f"pretraining's kNN gain, {s} (points)": float(100 * gain[s]["knn"].mean()) for s in STARTS},
+        caveat=caveat)
+
+
+def _figure(ctx: Context, m: Measured, values):
+    """Learning curves, kNN by start, reconstructions."""
+    from ..report.figures import image_grid, new_figure
+
+    curves, shown, layers, epochs, x_test = m.trained.curves, m.shown, m.trained.layers, m.trained.epochs, ctx.x_test
     fig = new_figure((15, 4.4))
     colours = dict(zip(STARTS, ("tab:red", "tab:orange", "tab:blue")))
     ax = fig.add_subplot(1, 3, 1)
@@ -143,30 +231,4 @@ def check(ctx: Context) -> Finding:
     ax.set_yticks([h * (i + 0.5) for i in range(len(order) + 1)],
                   ["test images"] + [f"{s}{', pretr.' if p else ''}" for s, p in order], fontsize=8)
     ax.set_title(f"reconstructions after {epochs} epochs (seed {ctx.seeds[0]})")
-
-    return Finding(
-        verdict=verdict,
-        experiment=(
-            f"One deep `stacked` autoencoder ({'-'.join(map(str, (int(np.prod(ctx.image_shape)), *hidden, latent)))} "
-            f"and back, linear code, BCE, Adam lr {lr:g}, batch {batch}) trained {epochs} epochs on {len(x):,} "
-            f"training images from three starts: sigmoid units with weights from N(0, {OLD_STD:g}²) (the pre-2010 "
-            "practice), "
-            "sigmoid units from Glorot's uniform initialisation, and ReLU units from Glorot. Each start is trained "
-            f"end to end (`pretrain_epochs=0`) and with greedy layer-wise pretraining (`pretrain_epochs=1`: one "
-            f"epoch per layer for its {layers} layers, then fine-tuning) in the same number of epochs, seeds "
-            f"{', '.join(map(str, ctx.seeds))}. Measured on the {len(x_test):,} test images: reconstruction error, "
-            "and kNN and linear-probe accuracy of the codes (fitted on the training codes)."),
-        result=(
-            "Test pixel MSE, end to end vs pretrained: " + "; ".join(
-                f"{s}: {pm(values(s, False, 'pixel MSE'), 4)} vs {pm(values(s, True, 'pixel MSE'), 4)}" for s in STARTS)
-            + ". kNN accuracy of the codes: " + "; ".join(
-                f"{s}: {pm(values(s, False, 'kNN'), 1, 100, '%')} vs {pm(values(s, True, 'kNN'), 1, 100, '%')}"
-                for s in STARTS)
-            + ". What pretraining changes: " + "; ".join(gain_text(s) for s in STARTS)
-            + ". A pretraining epoch updates one layer only; training wall time (end to end vs pretrained): "
-            + "; ".join(f"{s}: {pm(values(s, False, 'training seconds'), 1)} vs "
-                        f"{pm(values(s, True, 'training seconds'), 1)} s" for s in STARTS) + "."),
-        figure=fig, seeds=ctx.seeds, table=rows,
-        numbers={f"pretraining's MSE cut, {s} (%)": float(100 * gain[s]["mse"].mean()) for s in STARTS}
-        | {f"pretraining's kNN gain, {s} (points)": float(100 * gain[s]["knn"].mean()) for s in STARTS},
-        caveat=caveat)
+    return fig

@@ -20,10 +20,15 @@ where ‖J‖_F^2 has a closed form), on the test images:
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
+import numpy as np
+import torch
+
+from ..evaluate.robustness import code_shift, code_spread, encoder_jacobian, jacobian_spectrum, step_sensitivity
+from ..models.contractive import jacobian_frobenius
 from .base import Context, Finding, claim
-from .common import code_scores, code_shift, mean_std, pm, recon_errors
+from .common import code_scores, mean_std, pm, recon_errors
 
 SIGMA = 0.05  # std of the small perturbation (pixels in [0, 1]), not clipped: a finite-difference look at J
 CONTRACTS = 0.8  # "insensitive": relative ‖J‖_F at most 80% of the plain autoencoder's, every seed
@@ -35,13 +40,36 @@ N_JACOBIAN = 500  # test images whose exact Jacobian is computed
        are insensitive to small changes of the input: it contracts every direction except those along the data
        manifold.""")
 def check(ctx: Context) -> Finding:
-    import torch
+    trained = train(ctx)
+    measured = measure(ctx, trained)
+    return verdict(ctx, measured)
 
-    from ..models.contractive import jacobian_frobenius
-    from ..report.figures import new_figure
 
+@dataclasses.dataclass
+class Trained:
+    x: np.ndarray  # the training images, and their labels
+    y: np.ndarray
+    epochs: int
+    lam: float  # the contraction weight of the compared arms
+    sweep: tuple[float, ...]  # further weights, first seed only
+    arch: dict
+    arms: dict  # name -> (model, options)
+    runs: dict  # (name, seed) -> run, the arms over the seeds
+    swept: dict  # weight -> run of the closed-form CAE at that weight (first seed)
+
+
+@dataclasses.dataclass
+class Measured:
+    trained: Trained
+    rows: list[dict]  # one per (arm, seed)
+    spectra: dict  # (arm, seed) -> the Jacobian's singular values / code spread
+    trade: list[dict]  # first seed along the weight: the AE, then more and more contraction
+    n_jac: int
+
+
+def train(ctx: Context) -> Trained:
+    """A plain AE, a closed-form and a stochastic CAE of one size per seed; more weights for the first seed."""
     x, y = ctx.subset(ctx.pick(8000, 1438), seed=0)
-    x_test, y_test = ctx.x_test, ctx.y_test
     epochs = ctx.pick(15, 30)
     lam = 1.0
     sweep = ctx.pick((0.3, 3.0), (0.3, 3.0))
@@ -50,49 +78,66 @@ def check(ctx: Context) -> Finding:
             f"CAE λ={lam:g}": ("contractive", {"contraction": "analytic", "contraction_weight": lam}),
             f"stochastic CAE λ={lam:g}": ("contractive", {"contraction": "stochastic", "contraction_weight": lam,
                                                           "noise_std": 0.1})}
+    runs = {(name, seed): ctx.train(model, x, seed=seed, **arch, **options)
+            for seed in ctx.seeds for name, (model, options) in arms.items()}
+    # the price of contraction: more weight, less sensitivity, worse reconstructions (one seed)
+    swept = {w: ctx.train("contractive", x, seed=ctx.seeds[0], contraction="analytic", contraction_weight=w, **arch)
+             for w in sweep}
+    return Trained(x, y, epochs, lam, sweep, arch, arms, runs, swept)
+
+
+def measure(ctx: Context, t: Trained) -> Measured:
+    """Every run's sensitivity (Jacobian norm, spectrum, code shift, along-manifold against random steps)
+    relative to its code spread, and its price (reconstruction, kNN and probe accuracy)."""
+    x, x_test = t.x, ctx.x_test
     n_jac = min(N_JACOBIAN, len(x_test))
     xj = torch.as_tensor(x_test[:n_jac])
-    # Directions to probe the Jacobian with, per test image: towards its nearest training image (a chord
-    # along the data manifold) and a random one, both of unit length.
-    flat, flat_train = x_test[:n_jac].reshape(n_jac, -1), x.reshape(len(x), -1)
+    along, random = _probe_steps(x, x_test[:n_jac])
+
+    def one(name: str, run, seed: int) -> tuple[dict, np.ndarray]:
+        z = run.encode(x_test)
+        spread = code_spread(z)
+        jac = encoder_jacobian(run.model, xj)
+        frob = float(jacobian_frobenius(run.model, xj).mean())
+        follow = step_sensitivity(jac, along) / step_sensitivity(jac, random)
+        scores = code_scores(ctx, run.encode(x), t.y, z, ctx.y_test)
+        return {"model": name, "seed": seed, "relative ‖J‖_F": frob / spread, "‖J‖_F": frob,
+                "code spread": spread, f"code shift σ={SIGMA}": code_shift(run.encode, x_test, SIGMA, seed, clip=False),
+                "along-manifold / random sensitivity": follow,
+                **recon_errors(run.reconstruct(x_test), x_test), "kNN": scores["knn_acc"],
+                "probe": scores["probe_acc"]}, jacobian_spectrum(jac) / spread
+
+    rows, spectra = [], {}
+    for (name, seed), run in t.runs.items():
+        row, spectra[name, seed] = one(name, run, seed)
+        rows.append(row)
+    s0 = ctx.seeds[0]
+    trade = [r for r in rows if r["seed"] == s0 and r["model"] in ("AE", f"CAE λ={t.lam:g}")]
+    trade += [one(f"CAE λ={w:g}", run, s0)[0] for w, run in t.swept.items()]
+    weight = lambda r: 0.0 if r["model"] == "AE" else float(r["model"].split("=")[1])  # noqa: E731
+    trade.sort(key=weight)  # along λ: 0 (the plain autoencoder), then more and more contraction
+    return Measured(t, rows, spectra, trade, n_jac)
+
+
+def _probe_steps(x: np.ndarray, shown: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Directions to probe the Jacobian with, per image of ``shown``: towards its nearest training image
+    (a chord along the data manifold) and a random one, both of unit length."""
+    n = len(shown)
+    flat, flat_train = shown.reshape(n, -1), x.reshape(len(x), -1)
     d2 = (flat**2).sum(1)[:, None] - 2 * flat @ flat_train.T + (flat_train**2).sum(1)[None]
     along = flat_train[d2.argmin(1)] - flat
     random = np.random.default_rng(0).standard_normal(along.shape).astype(np.float32)
     along, random = (torch.as_tensor(v / np.linalg.norm(v, axis=1, keepdims=True)) for v in (along, random))
+    return along, random
 
-    def measure(name: str, run, seed: int) -> tuple[dict, np.ndarray]:
-        z = run.encode(x_test)
-        spread = float(np.sqrt(((z - z.mean(0)) ** 2).sum(1).mean()))
-        model = run.model.eval()
-        with torch.no_grad():
-            jac = torch.func.vmap(torch.func.jacrev(lambda xi: model.encode(xi.unsqueeze(0)).squeeze(0)))(xj)
-        jac = jac.reshape(len(xj), jac.shape[1], -1)
-        frob = float(jacobian_frobenius(model, xj).mean())
-        # singular values of J (d x D, d << D) as the square roots of the eigenvalues of J J^T (d x d): the
-        # same numbers as an SVD at a fraction of its cost; largest first, averaged over the images
-        gram = jac @ jac.transpose(1, 2)
-        singular = torch.linalg.eigvalsh(gram).clamp(min=0).sqrt().flip(1).mean(0).numpy() / spread
-        # how much more the code follows a step along the manifold than a step in a random direction
-        follow = lambda u: float((jac @ u.unsqueeze(2)).squeeze(2).norm(dim=1).mean())  # noqa: E731
-        scores = code_scores(ctx, run.encode(x), y, z, y_test)
-        return {"model": name, "seed": seed, "relative ‖J‖_F": frob / spread, "‖J‖_F": frob,
-                "code spread": spread, f"code shift σ={SIGMA}": code_shift(run.encode, x_test, SIGMA, seed, clip=False),
-                "along-manifold / random sensitivity": follow(along) / follow(random),
-                **recon_errors(run.reconstruct(x_test), x_test), "kNN": scores["knn_acc"],
-                "probe": scores["probe_acc"]}, singular
 
-    rows, spectra = [], {}
-    for seed in ctx.seeds:
-        for name, (model, options) in arms.items():
-            row, spectra[name, seed] = measure(name, ctx.train(model, x, seed=seed, **arch, **options), seed)
-            rows.append(row)
+def verdict(ctx: Context, m: Measured) -> Finding:
+    """Contracts: relative ‖J‖_F at most 80% of the AE's and a smaller code shift, every seed;
+    selective: a step along the data still moves the code more, relative to a random step."""
+    rows, trade, n_jac = m.rows, m.trade, m.n_jac
+    x, epochs, lam, sweep, arch, arms = (m.trained.x, m.trained.epochs, m.trained.lam, m.trained.sweep,
+                                         m.trained.arch, m.trained.arms)
     s0 = ctx.seeds[0]
-    trade = [r for r in rows if r["seed"] == s0 and r["model"] in ("AE", f"CAE λ={lam:g}")]
-    for w in sweep:  # the price of contraction: more weight, less sensitivity, worse reconstructions (one seed)
-        run = ctx.train("contractive", x, seed=s0, contraction="analytic", contraction_weight=w, **arch)
-        trade.append(measure(f"CAE λ={w:g}", run, s0)[0])
-    weight = lambda r: 0.0 if r["model"] == "AE" else float(r["model"].split("=")[1])  # noqa: E731
-    trade.sort(key=weight)  # along λ: 0 (the plain autoencoder), then more and more contraction
 
     def values(name: str, key: str) -> np.ndarray:
         return np.array([r[key] for r in rows if r["model"] == name])
@@ -123,39 +168,7 @@ def check(ctx: Context) -> Finding:
         caveat = (f"the contractive penalty leaves the relative Jacobian at {pm(ratio[analytic], 2)} of the plain "
                   "autoencoder's")
 
-    fig = new_figure((15, 4.2))
-    colours = dict(zip(arms, ("tab:blue", "tab:red", "tab:orange")))
-    ax = fig.add_subplot(1, 3, 1)
-    for name in arms:
-        sv = np.array([spectra[name, s] for s in ctx.seeds]).mean(0)
-        ax.plot(np.arange(1, len(sv) + 1), sv, color=colours[name], label=name)
-    ax.set_yscale("log")
-    ax.set_xlabel("singular value index")
-    ax.set_ylabel("singular value of dz/dx / code spread")
-    ax.set_title(f"Jacobian spectrum ({n_jac} test images)")
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(1, 3, 2)
-    keys = ["relative ‖J‖_F", f"code shift σ={SIGMA}", anisotropy]
-    pos = np.arange(len(keys))
-    for i, name in enumerate(arms):
-        stats = [mean_std(values(name, k) / values("AE", k)) for k in keys]
-        ax.bar(pos + (i - 1) * 0.27, [m for m, _ in stats], 0.27, yerr=[s for _, s in stats], color=colours[name],
-               label=name, capsize=3)
-    ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set_xticks(pos, ["‖dz/dx‖_F\n/ code spread", f"code change under\nnoise σ={SIGMA}\n/ code spread",
-                        "along-manifold /\nrandom step\nsensitivity"])
-    ax.set_ylabel("relative to the plain autoencoder")
-    ax.set_title("the codes' sensitivity, relative to the AE's")
-    ax.legend(fontsize=8)
-    ax = fig.add_subplot(1, 3, 3)
-    ax.plot([r["relative ‖J‖_F"] for r in trade], [r["pixel MSE"] for r in trade], "o-", color="tab:red")
-    for r in trade:
-        ax.annotate(r["model"], (r["relative ‖J‖_F"], r["pixel MSE"]), fontsize=8, xytext=(4, 4),
-                    textcoords="offset points")
-    ax.set_xlabel("relative ‖dz/dx‖_F on test images")
-    ax.set_ylabel("test pixel MSE")
-    ax.set_title(f"the price of contraction (seed {s0})")
-    ax.margins(x=0.2, y=0.15)
+    fig = _figure(ctx, m, values)
 
     return Finding(
         verdict=verdict,
@@ -190,3 +203,45 @@ def check(ctx: Context) -> Finding:
                  f"relative ‖J‖_F, {stochastic} / AE": float(ratio[stochastic].mean()),
                  f"along-manifold / random sensitivity, {analytic} / AE": float(selective[analytic].mean())},
         caveat=caveat)
+
+
+def _figure(ctx: Context, m: Measured, values):
+    """The Jacobian's spectrum, sensitivities relative to the AE's, and the price of contraction."""
+    from ..report.figures import new_figure
+
+    arms, spectra, trade, n_jac, s0 = m.trained.arms, m.spectra, m.trade, m.n_jac, ctx.seeds[0]
+    anisotropy = "along-manifold / random sensitivity"
+    fig = new_figure((15, 4.2))
+    colours = dict(zip(arms, ("tab:blue", "tab:red", "tab:orange")))
+    ax = fig.add_subplot(1, 3, 1)
+    for name in arms:
+        sv = np.array([spectra[name, s] for s in ctx.seeds]).mean(0)
+        ax.plot(np.arange(1, len(sv) + 1), sv, color=colours[name], label=name)
+    ax.set_yscale("log")
+    ax.set_xlabel("singular value index")
+    ax.set_ylabel("singular value of dz/dx / code spread")
+    ax.set_title(f"Jacobian spectrum ({n_jac} test images)")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 3, 2)
+    keys = ["relative ‖J‖_F", f"code shift σ={SIGMA}", anisotropy]
+    pos = np.arange(len(keys))
+    for i, name in enumerate(arms):
+        stats = [mean_std(values(name, k) / values("AE", k)) for k in keys]
+        ax.bar(pos + (i - 1) * 0.27, [m for m, _ in stats], 0.27, yerr=[s for _, s in stats], color=colours[name],
+               label=name, capsize=3)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(pos, ["‖dz/dx‖_F\n/ code spread", f"code change under\nnoise σ={SIGMA}\n/ code spread",
+                        "along-manifold /\nrandom step\nsensitivity"])
+    ax.set_ylabel("relative to the plain autoencoder")
+    ax.set_title("the codes' sensitivity, relative to the AE's")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(1, 3, 3)
+    ax.plot([r["relative ‖J‖_F"] for r in trade], [r["pixel MSE"] for r in trade], "o-", color="tab:red")
+    for r in trade:
+        ax.annotate(r["model"], (r["relative ‖J‖_F"], r["pixel MSE"]), fontsize=8, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xlabel("relative ‖dz/dx‖_F on test images")
+    ax.set_ylabel("test pixel MSE")
+    ax.set_title(f"the price of contraction (seed {s0})")
+    ax.margins(x=0.2, y=0.15)
+    return fig

@@ -9,6 +9,7 @@ batches); beside it a small CNN (the judge's architecture) and a logistic regres
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -24,36 +25,74 @@ LABELS = 100
        """A conditional VAE (the M2 model) learns from partially labelled data: with a classifier q(y|x)
        standing in for missing labels, the unlabelled images help it classify (semi-supervised learning).""")
 def check(ctx: Context) -> Finding:
+    trained = train(ctx)
+    rows = measure(ctx, trained)
+    return verdict(ctx, rows)
+
+
+@dataclasses.dataclass
+class Budget:
+    n: int  # training images per seed, of which LABELS keep their label
+    epochs: int
+    batch: int
+    cnn_epochs: int
+
+    @property
+    def steps(self) -> int:
+        """The M2 run's optimiser steps, which its labelled-only twin gets too."""
+        return math.ceil(self.n / self.batch) * self.epochs
+
+
+def _budget(ctx: Context) -> Budget:
+    return Budget(ctx.pick(2000, len(ctx.x_train)), ctx.pick(10, 3), 100, ctx.pick(60, 20))
+
+
+def train(ctx: Context) -> dict[int, dict]:
+    """Per seed: M2 on the partly labelled images, and the controls on the labelled images alone (the same
+    model as long, a CNN, a logistic regression). seed -> {name: run or fitted model}; the CNN's is its
+    test accuracy, which :func:`~hourglass.evaluate.judge.train_judge` measures as it trains."""
     from sklearn.linear_model import LogisticRegression
 
     from ..evaluate.judge import train_judge
-    from ..report.figures import new_figure
 
-    n = ctx.pick(2000, len(ctx.x_train))
-    epochs = ctx.pick(10, 3)
-    batch = 100
-    steps = math.ceil(n / batch) * epochs
-    cnn_epochs = ctx.pick(60, 20)
-    x_test = torch.as_tensor(ctx.x_test)
-    rows = []
+    b = _budget(ctx)
+    trained = {}
     for seed in ctx.seeds:
-        x, y = ctx.subset(n, seed=seed)
-        m2 = ctx.train("cvae", x, y, preset="m2-mnist", keep_labels=LABELS, seed=seed, epochs=epochs,
-                       batch_size=batch, val_fraction=0.0)
+        x, y = ctx.subset(b.n, seed=seed)
+        m2 = ctx.train("cvae", x, y, preset="m2-mnist", keep_labels=LABELS, seed=seed, epochs=b.epochs,
+                       batch_size=b.batch, val_fraction=0.0)
         # the labelled images the run kept (drawn balanced over the classes by the run's seed)
         s = m2.splits()
         kept = s.y_train_seen >= 0
         xl, yl = s.x_train[kept].numpy(), s.y_train_seen[kept].numpy()
-        alone = ctx.train("cvae", xl, yl, preset="m2-mnist", seed=seed, epochs=steps, batch_size=batch,
+        alone = ctx.train("cvae", xl, yl, preset="m2-mnist", seed=seed, epochs=b.steps, batch_size=b.batch,
                           val_fraction=0.0)
-        _, cnn = train_judge(xl, yl, ctx.x_test, ctx.y_test, epochs=cnn_epochs, seed=seed, threads=ctx.threads)
+        _, cnn = train_judge(xl, yl, ctx.x_test, ctx.y_test, epochs=b.cnn_epochs, seed=seed, threads=ctx.threads)
         pixels = LogisticRegression(max_iter=2000).fit(xl.reshape(len(xl), -1), yl)
-        linear = float(pixels.score(ctx.x_test.reshape(len(ctx.x_test), -1), ctx.y_test))
+        trained[seed] = {"m2": m2, "alone": alone, "cnn accuracy": cnn, "pixels": pixels}
+    return trained
+
+
+def measure(ctx: Context, trained: dict[int, dict]) -> list[dict]:
+    """Test accuracy of every classifier, one row per seed."""
+    x_test = torch.as_tensor(ctx.x_test)
+    rows = []
+    for seed, t in trained.items():
+        linear = float(t["pixels"].score(ctx.x_test.reshape(len(ctx.x_test), -1), ctx.y_test))
         rows.append({"seed": seed,
-                     "M2, labelled + unlabelled": _accuracy(m2, x_test, ctx.y_test),
-                     "M2, labelled only": _accuracy(alone, x_test, ctx.y_test),
-                     "CNN, labelled only": cnn,
+                     "M2, labelled + unlabelled": _accuracy(t["m2"], x_test, ctx.y_test),
+                     "M2, labelled only": _accuracy(t["alone"], x_test, ctx.y_test),
+                     "CNN, labelled only": t["cnn accuracy"],
                      "logistic regression on pixels": linear})
+    return rows
+
+
+def verdict(ctx: Context, rows: list[dict]) -> Finding:
+    """Holds when M2 beats every control clearly; a caveat when it beats only its own labelled-only twin."""
+    from ..report.figures import new_figure
+
+    b = _budget(ctx)
+    n, epochs, steps, cnn_epochs = b.n, b.epochs, b.steps, b.cnn_epochs
     methods = [k for k in rows[0] if k != "seed"]
     acc = {m: np.array([r[m] for r in rows]) for m in methods}
     m2 = acc[methods[0]]

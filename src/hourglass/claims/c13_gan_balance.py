@@ -26,6 +26,7 @@ not test convergence to an equilibrium, nor runs long enough to diverge later.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import numpy as np
@@ -68,14 +69,26 @@ def _bce_check(model, x: np.ndarray, seed: int) -> list[dict]:
        """A GAN's generator and discriminator both use binary cross-entropy, and training is stable only
        while the two stay balanced.""")
 def check(ctx: Context) -> Finding:
-    import torch
+    trained = train(ctx)
+    measured = measure(ctx, trained)
+    return verdict(ctx, measured)
 
-    from ..evaluate.diagnostics import D_WINS, SPREAD_COLLAPSED, diagnose
-    from ..models.gan import GAN
-    from ..report.figures import image_grid, new_figure
 
-    judge = ctx.judge()
-    in_code = all("binary_cross_entropy_with_logits" in inspect.getsource(f) for f in (GAN.disc_loss, GAN.gen_loss))
+@dataclasses.dataclass
+class Measured:
+    n_train: int
+    epochs: int
+    lr: float
+    n: int  # samples judged per run
+    rows: list[dict]  # one per (ratio, seed)
+    curves: dict  # (ratio, seed) -> (D(real), D(fake)) per epoch
+    shown: dict  # ratio -> 25 samples (first seed)
+    bce: list[dict]  # the losses against scikit-learn's log loss (balanced, first seed)
+    in_code: bool  # both losses call binary_cross_entropy_with_logits
+
+
+def _budget(ctx: Context) -> tuple[int, int, float, dict]:
+    """Training images, epochs, the generator's rate, and what every run shares."""
     # Short runs: 10 epochs of a 1,800-image subset (about 250 steps of batch 64; 10 points of history
     # per run); a small DCGAN (conv 16-32) with the gan-mnist presets' rate, so nine runs fit the budget.
     n_train = ctx.pick(1800, 1438)
@@ -83,27 +96,60 @@ def check(ctx: Context) -> Finding:
     lr = 1e-3
     base = dict(architecture="conv", conv_channels=(16, 32), latent_dim=64, init="dcgan", disc_batch_norm=True,
                 lr=lr, epochs=epochs, batch_size=64)
-    n = ctx.pick(1000, 200)
-    rows, curves, shown, bce = [], {}, {}, []
-    x_eval = torch.as_tensor(ctx.x_test[:1000])
+    return n_train, epochs, lr, base
+
+
+def train(ctx: Context) -> dict[tuple[float, int], object]:
+    """One GAN per discriminator/generator rate ratio and seed: (ratio, seed) -> run."""
+    n_train, _, lr, base = _budget(ctx)
+    runs = {}
     for ratio in RATIOS:
         for seed in ctx.seeds:
             x, _ = ctx.subset(n_train, seed)
-            run = ctx.train("gan", x, seed=seed, disc_lr=lr * ratio, **base)
-            if ratio == 1.0 and seed == ctx.seeds[0]:
-                bce = _bce_check(run.model, ctx.x_test[:256], seed)
-            s = run.sample(n, seed=100 + seed).reshape(n, *ctx.image_shape)
-            seen = judged(judge, s)
-            diag, _ = diagnose(run.model, x_eval)
-            d_real = [e["train_disc/d_real"] for e in run.history]  # training mode, as D saw them
-            d_fake = [e["train_disc/d_fake"] for e in run.history]
-            curves[(ratio, seed)] = (d_real, d_fake)
-            rows.append({"D lr / G lr": ratio, "seed": seed, "recognised": seen["recognised"],
-                         "largest class share": seen["class share max"], "sample spread": diag["sample_spread"],
-                         "D(real) last epoch": d_real[-1], "D(fake) last epoch": d_fake[-1],
-                         "D(real) - D(fake), mean over epochs": float(np.mean(np.subtract(d_real, d_fake)))})
-            if seed == ctx.seeds[0]:
-                shown[ratio] = s[:25]
+            runs[ratio, seed] = ctx.train("gan", x, seed=seed, disc_lr=lr * ratio, **base)
+    return runs
+
+
+def measure(ctx: Context, runs: dict[tuple[float, int], object]) -> Measured:
+    """Per run: the judge's share of recognised samples, their spread over classes and shapes, and the
+    discriminator's outputs over training; both losses against scikit-learn's log loss."""
+    import torch
+
+    from ..evaluate.diagnostics import diagnose
+    from ..models.gan import GAN
+
+    judge = ctx.judge()
+    in_code = all("binary_cross_entropy_with_logits" in inspect.getsource(f) for f in (GAN.disc_loss, GAN.gen_loss))
+    n_train, epochs, lr, _ = _budget(ctx)
+    n = ctx.pick(1000, 200)
+    rows, curves, shown, bce = [], {}, {}, []
+    x_eval = torch.as_tensor(ctx.x_test[:1000])
+    for (ratio, seed), run in runs.items():
+        if ratio == 1.0 and seed == ctx.seeds[0]:
+            bce = _bce_check(run.model, ctx.x_test[:256], seed)
+        s = run.sample(n, seed=100 + seed).reshape(n, *ctx.image_shape)
+        seen = judged(judge, s)
+        diag, _ = diagnose(run.model, x_eval)
+        d_real = [e["train_disc/d_real"] for e in run.history]  # training mode, as D saw them
+        d_fake = [e["train_disc/d_fake"] for e in run.history]
+        curves[(ratio, seed)] = (d_real, d_fake)
+        rows.append({"D lr / G lr": ratio, "seed": seed, "recognised": seen["recognised"],
+                     "largest class share": seen["class share max"], "sample spread": diag["sample_spread"],
+                     "D(real) last epoch": d_real[-1], "D(fake) last epoch": d_fake[-1],
+                     "D(real) - D(fake), mean over epochs": float(np.mean(np.subtract(d_real, d_fake)))})
+        if seed == ctx.seeds[0]:
+            shown[ratio] = s[:25]
+    return Measured(n_train, epochs, lr, n, rows, curves, shown, bce, in_code)
+
+
+def verdict(ctx: Context, m: Measured) -> Finding:
+    """Holds when both losses are BCE, the balanced setting works and every unbalanced one fails; a
+    caveat when only some do."""
+    from ..evaluate.diagnostics import D_WINS, SPREAD_COLLAPSED
+    from ..report.figures import image_grid, new_figure
+
+    n_train, epochs, lr, n, rows, curves, shown, bce, in_code = (m.n_train, m.epochs, m.lr, m.n, m.rows, m.curves,
+                                                                 m.shown, m.bce, m.in_code)
 
     def per(ratio: float, key: str) -> np.ndarray:
         return np.array([r[key] for r in rows if r["D lr / G lr"] == ratio], dtype=float)

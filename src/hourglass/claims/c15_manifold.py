@@ -13,13 +13,17 @@ A curved manifold of low dimension shows as an autoencoder knee at a small ``d``
 many more linear dimensions to reach the same error (Hinton & Salakhutdinov 2006). A model-free
 reference beside it: the intrinsic dimension of the training images by the TwoNN estimator (Facco et
 al. 2017), ``d = N / sum_i log(r2_i / r1_i)`` from each point's distances to its two nearest
-neighbours (the maximum-likelihood estimate under a locally uniform density).
+neighbours (the maximum-likelihood estimate under a locally uniform density). The measures are
+:mod:`hourglass.evaluate.intrinsic`'s.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from ..evaluate.intrinsic import components_for, knee, pca_error_curve, twonn_dimension
 from .base import Context, Finding, claim
 
 FRACTION = 0.9  # the knee: this share of the largest code's error reduction
@@ -29,52 +33,78 @@ FRACTION = 0.9  # the knee: this share of the largest code's error reduction
        """High-dimensional data lie near a low-dimensional manifold: an autoencoder's reconstruction error
        against its code size flattens at a small dimension, where a linear map (PCA) needs many more.""")
 def check(ctx: Context) -> Finding:
-    from threadpoolctl import threadpool_limits
-
-    # torch's and scikit-learn's threads outside training too (they spin on a busy machine)
-    with threadpool_limits(ctx.threads):
-        return _check(ctx)
+    runs = train(ctx)
+    curves = measure(ctx, runs)
+    return verdict(ctx, curves)
 
 
-def _check(ctx: Context) -> Finding:
-    from sklearn.decomposition import PCA
+@dataclasses.dataclass
+class Curves:
+    """What the sweep measured: the test MSE of every autoencoder, and PCA's for every component count."""
 
-    n_in = int(np.prod(ctx.image_shape))
-    dims = ctx.pick((1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8, 16, 32))
-    n_train = ctx.pick(4000, 1438)
-    epochs = ctx.pick(12, 15)
-    x_test = ctx.x_test.reshape(len(ctx.x_test), -1)
-    rows, ae = [], {d: [] for d in dims}
+    dims: tuple[int, ...]
+    epochs: int
+    n_train: int  # images per seed
+    rows: list[dict]  # one per (model, code size, seed)
+    ae: dict[int, list[float]]  # code size -> the AE's test MSE per seed
+    pca_err: np.ndarray  # test MSE with k = 0, 1, ... PCA components (first seed's training images)
+    intrinsic: float  # TwoNN intrinsic dimension of the first seed's training images
+    n_test: int
+    n_in: int
+
+
+def _budget(ctx: Context) -> tuple[tuple[int, ...], int, int]:
+    """The code sizes of the sweep, training images per seed, epochs."""
+    return ctx.pick((1, 2, 4, 8, 16, 32, 64), (1, 2, 4, 8, 16, 32)), ctx.pick(4000, 1438), ctx.pick(12, 15)
+
+
+def train(ctx: Context) -> dict[tuple[int, int], object]:
+    """One MLP autoencoder (squared error, as PCA's) per seed and code size: (seed, size) -> run."""
+    dims, n_train, epochs = _budget(ctx)
+    runs = {}
     for seed in ctx.seeds:
         x, _ = ctx.subset(n_train, seed)
         for d in dims:
-            run = ctx.train("ae", x, seed=seed, latent_dim=d, epochs=epochs, val_fraction=0.0, recon_loss="mse")
-            err = float(((run.reconstruct(ctx.x_test).reshape(len(x_test), -1) - x_test) ** 2).mean())
-            ae[d].append(err)
-            rows.append({"model": "AE", "code size": d, "seed": seed, "test MSE": err})
+            runs[seed, d] = ctx.train("ae", x, seed=seed, latent_dim=d, epochs=epochs, val_fraction=0.0,
+                                      recon_loss="mse")
+    return runs
 
+
+def measure(ctx: Context, runs: dict[tuple[int, int], object]) -> Curves:
+    """Test MSE against code size for the autoencoders and for PCA, and the TwoNN reference."""
+    dims, n_train, epochs = _budget(ctx)
+    n_in = int(np.prod(ctx.image_shape))
+    x_test = ctx.x_test.reshape(len(ctx.x_test), -1)
+    rows, ae = [], {d: [] for d in dims}
+    for (seed, d), run in runs.items():
+        err = float(((run.reconstruct(ctx.x_test).reshape(len(x_test), -1) - x_test) ** 2).mean())
+        ae[d].append(err)
+        rows.append({"model": "AE", "code size": d, "seed": seed, "test MSE": err})
     # PCA on the first seed's training images, every component it can have (for "how many to match")
     x0 = ctx.subset(n_train, ctx.seeds[0])[0].reshape(-1, n_in)
-    pca = PCA(n_components=min(n_in, len(x0), 400), svd_solver="full").fit(x0)
-    centred = x_test - pca.mean_
-    scores = centred @ pca.components_.T
-    # test MSE with k components, for every k: the squared norm left after projecting on the first k
-    pca_err = np.r_[(centred ** 2).mean(), ((centred ** 2).sum(1).mean() - np.cumsum((scores ** 2).mean(0))) / n_in]
+    pca_err = pca_error_curve(x0, x_test)
     for r in rows:  # how many linear dimensions make the AE's error
-        r["PCA components for this MSE"] = _components(pca_err, r["test MSE"])
+        r["PCA components for this MSE"] = components_for(pca_err, r["test MSE"])
     for d in dims:
         rows.append({"model": "PCA", "code size": d, "seed": ctx.seeds[0], "test MSE": float(pca_err[d]),
                      "PCA components for this MSE": d})
+    intrinsic = twonn_dimension(x0[: ctx.pick(3000, 1438)])
+    return Curves(dims, epochs, len(x0), rows, ae, pca_err, intrinsic, len(x_test), n_in)
+
+
+def verdict(ctx: Context, c: Curves) -> Finding:
+    """The knees of both curves, and whether the AE's comes early and PCA's at least twice as late."""
+    dims, pca_err = c.dims, c.pca_err
     base = float(pca_err[0])  # d = 0: the mean image, the error is the test images' variance
-    ae_mean = np.array([np.mean(ae[d]) for d in dims])
-    ae_std = np.array([np.std(ae[d]) for d in dims])
+    ae_mean = np.array([np.mean(c.ae[d]) for d in dims])
+    ae_std = np.array([np.std(c.ae[d]) for d in dims])
     pca_grid = np.array([pca_err[d] for d in dims])
-    knee_ae = _knee(dims, ae_mean, base)
-    knee_pca = _knee(dims, pca_grid, base)
+    knee_ae = knee(dims, ae_mean, base, FRACTION)
+    knee_pca = knee(dims, pca_grid, base, FRACTION)
     at_knee = float(ae_mean[dims.index(knee_ae)])
-    pca_match = _components(pca_err, at_knee)  # PCA components for the AE's error at its knee
-    match = {d: _components(pca_err, float(e)) for d, e in zip(dims, ae_mean)}
-    ident = twonn_dimension(x0[: ctx.pick(3000, 1438)])
+    pca_match = components_for(pca_err, at_knee)  # PCA components for the AE's error at its knee
+    match = {d: components_for(pca_err, float(e)) for d, e in zip(dims, ae_mean)}
+    ident = c.intrinsic
 
     # The rule: the AE's curve flattens at a small size (its knee at most a quarter of the largest code)
     # and PCA's, by the same definition on the same grid, at least twice as late.
@@ -83,8 +113,8 @@ def _check(ctx: Context) -> Finding:
     caveats = []
     if pca_grid[-1] < ae_mean[-1]:
         caveats.append(f"at {dims[-1]} dimensions PCA reconstructs better than the AE ({pca_grid[-1]:.4f} vs "
-                       f"{ae_mean[-1]:.4f}): part of the AE's flat tail is its training budget ({epochs} epochs on "
-                       f"{len(x0):,} images), not only the manifold")
+                       f"{ae_mean[-1]:.4f}): part of the AE's flat tail is its training budget ({c.epochs} epochs on "
+                       f"{c.n_train:,} images), not only the manifold")
     if pca_match is not None and pca_match < 2 * knee_ae:
         ratio = {d: (match[d] or len(pca_err)) / d for d in dims}
         best = max(dims, key=lambda d: ratio[d])
@@ -111,44 +141,19 @@ def _check(ctx: Context) -> Finding:
               f"variance with {knee_ae}. PCA components for the AE's error with a code of "
               + ", ".join(f"{d}: {match[d] if match[d] is not None else 'n/a'}" for d in dims)
               + f". The TwoNN intrinsic dimension of the training images is {ident:.1f} "
-              f"(of {n_in} pixels).")
+              f"(of {c.n_in} pixels).")
     return Finding(
         verdict=verdict, caveat=caveat,
         experiment=(f"MLP autoencoders (`ae`, hidden 256-128, squared-error loss, as PCA's) with code size "
-                    f"{', '.join(map(str, dims))}, each trained {epochs} epochs on {len(x0):,} training images per "
+                    f"{', '.join(map(str, dims))}, each trained {c.epochs} epochs on {c.n_train:,} training images per "
                     "seed; PCA fitted on the first seed's images (control: the best linear map of each size). "
-                    f"Measured: the MSE on the {len(x_test):,} test images against the code size; the knee is the "
+                    f"Measured: the MSE on the {c.n_test:,} test images against the code size; the knee is the "
                     f"smallest size reaching {FRACTION:.0%} of the error reduction of the largest; the TwoNN intrinsic "
                     "dimension of the training images as a model-free reference."),
-        result=result, figure=fig, seeds=ctx.seeds, table=rows,
+        result=result, figure=fig, seeds=ctx.seeds, table=c.rows,
         numbers={"AE knee (dims)": knee_ae, "PCA components for the AE's knee error": pca_match
                  if pca_match is not None else float("nan"), "TwoNN intrinsic dimension": ident,
                  "PCA knee (dims)": knee_pca})
-
-
-def _components(pca_err: np.ndarray, err: float) -> int | None:
-    """The fewest PCA components whose test error is at most ``err`` (None: more than it has)."""
-    reach = np.nonzero(pca_err <= err)[0]
-    return int(reach[0]) if len(reach) else None
-
-
-def _knee(dims, err, base: float) -> int:
-    """The smallest code size whose error has made ``FRACTION`` of the reduction from ``base`` (d = 0)
-    to the largest code size's error."""
-    target = base - FRACTION * (base - err[-1])
-    return int(next(d for d, e in zip(dims, err) if e <= target))
-
-
-def twonn_dimension(x: np.ndarray) -> float:
-    """TwoNN intrinsic dimension (Facco et al. 2017): ``N / sum log(r2 / r1)`` over the points with
-    distinct nearest neighbours (duplicates, r1 = 0, are left out)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    dist, _ = NearestNeighbors(n_neighbors=3).fit(x).kneighbors(x)
-    r1, r2 = dist[:, 1], dist[:, 2]
-    ok = r1 > 0
-    return float(ok.sum() / np.log(r2[ok] / r1[ok]).sum())
 
 
 def _figure(dims, ae_mean, ae_std, pca_err, base, knee_ae, knee_pca, pca_match, ident, n_seeds):

@@ -1,6 +1,7 @@
 """What several claims of the classic family (claims 2-6) share: training a network built in the claim
 (a changed loss, a chosen initialisation) through hourglass's own trainer, reconstruction errors in
-both likelihoods, how far codes move when the input is perturbed, and mean-and-spread summaries."""
+both likelihoods, and mean-and-spread summaries. How far codes move when the input is perturbed is
+:mod:`hourglass.evaluate.robustness`'s."""
 
 from __future__ import annotations
 
@@ -47,25 +48,6 @@ def recon_errors(p: np.ndarray, x: np.ndarray) -> dict[str, float]:
             "pixel BCE": float(-(x * np.log(p) + (1 - x) * np.log(1 - p)).mean())}
 
 
-def code_shift(encode: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma: float, seed: int = 0,
-               clip: bool = True) -> float:
-    """How far the codes move when ``x`` gets Gaussian noise of std ``sigma``, relative to how far apart
-    the codes of different inputs are:
-
-        sqrt(mean_n ||f(x_n + eps_n) - f(x_n)||^2) / sqrt(mean_n ||f(x_n) - mean_m f(x_m)||^2)
-
-    Scale-free, so a model cannot look robust by shrinking all its codes. ``clip``: the noisy images are
-    clipped to [0, 1], as corrupted images are (the DAE's own noise); without it the perturbation is
-    purely additive (a finite-difference look at the encoder's Jacobian)."""
-    x = np.asarray(x, dtype=np.float32)
-    noisy = x + sigma * np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)
-    if clip:
-        noisy = np.clip(noisy, 0.0, 1.0)
-    z, zn = _flat(encode(x)), _flat(encode(noisy))
-    spread = np.sqrt(((z - z.mean(0)) ** 2).sum(1).mean())
-    return float(np.sqrt(((zn - z) ** 2).sum(1).mean()) / max(spread, 1e-12))
-
-
 def code_scores(ctx, z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray,
                 y_test: np.ndarray) -> dict[str, float]:
     """:func:`hourglass.evaluate.codes.code_metrics` (kNN and linear-probe accuracy, fitted on the training
@@ -73,11 +55,6 @@ def code_scores(ctx, z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarra
     from ..evaluate.codes import code_metrics
 
     return code_metrics(z_train, y_train, z_test, y_test)
-
-
-def _flat(z: np.ndarray) -> np.ndarray:
-    z = np.asarray(z, dtype=np.float64)
-    return z.reshape(len(z), -1)
 
 
 def plot_band(ax, xs: Sequence[float], per_seed: Sequence[Sequence[float]], style: str, colour: str,
