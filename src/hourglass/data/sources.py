@@ -163,7 +163,7 @@ def read_table(path: str | Path, label_column: str | int | None = None):
         from .formats import describe
 
         raise DataError(f"{path}: unsupported file type {path.suffix.lower()!r} (use {describe()})")
-    return fmt.read(path, label_column)
+    return fmt.checked_read(path, label_column)
 
 
 def read_examples(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -174,7 +174,7 @@ def read_examples(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     fmt = format_for(path, new_examples=True)
     if fmt is None:
         raise DataError(f"{path}: no format reads it")
-    x, y, _ = fmt.read(path)
+    x, y, _ = fmt.checked_read(path)
     return x, y
 
 

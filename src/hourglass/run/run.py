@@ -365,7 +365,7 @@ class Run:
 
     def _stored(self) -> dict[str, Any]:
         d = self.info["data"]
-        return {k: d.get(k) for k in ("transform", "image", "label_names")}
+        return {k: d.get(k) for k in ("transform", "image", "label_names", "label_column")}
 
     def bundle(self, data: Any = None) -> DataBundle:
         """The run's raw data, read again from where it recorded them (or ``data``, in any form

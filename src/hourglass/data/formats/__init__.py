@@ -11,7 +11,8 @@ A format is a subclass of :class:`Format` registered under a name with the suffi
   is ``lazy``, and with what a run stored of its data (``request.stored``: the table transform, the
   image settings, the class names) applied instead of fitted anew;
 * :meth:`Format.examples` - new examples for a trained run (``encode``, ``reconstruct``):
-  :class:`Examples`, read on demand, in the run's feature space.
+  :class:`Examples`, read on demand, in the run's feature space. ``stored`` is what the run recorded
+  of its data: ``transform``, ``image``, ``label_names`` and ``label_column``.
 
 The one dispatcher above this folder (:mod:`hourglass.data.sources`) finds a format with
 :func:`format_for` and nothing else: a new format is a new file here (or a plugin module, see
@@ -79,12 +80,27 @@ class Format:
         """The whole of ``path`` as numbers: ``(x, y or None, label names or None)``."""
         raise DataError(f"{path}: the {self.name} format cannot be read as one array")
 
+    def checked_read(self, path: Path, label_column: str | int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+        """:meth:`read`, its result checked as every reader's is, whatever the format: numbers only, no NaN
+        or Inf, nothing empty (:func:`~hourglass.data.rows.check_array`), one label per example."""
+        from ..rows import check_array, labels_to_int
+
+        x, y, names = self.read(path, label_column)
+        x = check_array(x, str(path))
+        if y is not None:
+            y, found = labels_to_int(y, f"{path} labels")
+            names = names or found
+            if len(y) != len(x):
+                raise DataError(f"{path}: {len(x)} examples but {len(y)} labels")
+        return x, y, names
+
     def bundle(self, path: Path, request: Request):
         """``path`` as a :class:`~hourglass.data.bundle.DataBundle` split into train and test by the request."""
         from ..bundle import file_record, split_arrays
         from ..rows import as_examples, value_range
 
-        x, y, names = self.read(path, request.label_column)
+        x, y, names = self.checked_read(path, request.label_column)
         x, kind = as_examples(x, str(path))
         bundle = split_arrays(str(path), x, y, names, request.test_fraction, request.seed, source=str(path.resolve()),
                               kind=kind, value_range=value_range(x, kind))
@@ -95,7 +111,7 @@ class Format:
         """New examples for a run that stored ``stored`` of its data (see :class:`Examples`)."""
         from ..rows import ArrayRows
 
-        x, y, _ = self.read(path)
+        x, y, _ = self.checked_read(path, stored.get("label_column"))  # the labels where the run's data had them
         return Examples(ArrayRows(np.asarray(x), str(path)), y, y, np.arange(len(x)))
 
 

@@ -210,6 +210,7 @@ class Table(Format):
                             files={"files": [file_record(path)]})
 
     def examples(self, path, stored):
-        if not stored.get("transform"):  # a run trained on arrays takes a table of numbers as they are
-            return super().examples(path, stored)
+        if not stored.get("transform"):
+            # a run trained on arrays takes a table of numbers as they are, every column a feature
+            return super().examples(path, {**stored, "label_column": None})
         return Examples(*table_examples(open_table(path), stored))
