@@ -82,7 +82,8 @@ def test_a_format_registered_in_process_serves_training_inputs_and_reads(tmp_pat
 
 def test_memory_limits_have_one_error_type(monkeypatch):
     monkeypatch.setenv("HOURGLASS_MAX_READ_BYTES", "1000")
-    with pytest.raises(memory.MemoryLimitError, match="f.bin: reading it needs 2.0 KiB of memory, more than the 1000 B") as e:
+    want = "f.bin: reading it needs 2.0 KiB of memory, more than the 1000 B"
+    with pytest.raises(memory.MemoryLimitError, match=want) as e:
         memory.ensure_fits(2000, "f.bin")
     assert isinstance(e.value, DataError) and isinstance(e.value, ConfigError)
     monkeypatch.setenv("HOURGLASS_MEMORY_LIMIT", "1K")
