@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hourglass.data import DataError, Scaler, datasets, load_data, read_idx, read_table, write_idx
-from hourglass.data.idx import read_image_label_pair
+from hourglass.data.formats.idx import read_image_label_pair
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int8", "int16", "int32", "float32", "float64"])

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hourglass.data import DataError, read_idx, read_table, write_idx
-from hourglass.data.idx import read_image_label_pair
-from hourglass.data.tabular import read_npy
+from hourglass.data.formats.idx import read_image_label_pair
+from hourglass.data.formats.npy import read_npy
 from hourglass.errors import HourglassError
 
 CAP = 8 << 20  # bytes a read of a small file may allocate, whatever its header claims

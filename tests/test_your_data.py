@@ -316,7 +316,7 @@ def test_named_mnist_like_sets_check_their_files(mnist10k_dir):
 
 def test_a_subset_of_the_right_set_passes_and_tiny_files_are_noted(tmp_path, mnist10k_dir):
     from hourglass.data.datasets import verify_idx_set
-    from hourglass.data.idx import read_idx
+    from hourglass.data.formats.idx import read_idx
 
     x = read_idx(mnist10k_dir / "train-images-idx3-ubyte.gz")
     rng = np.random.default_rng(0)

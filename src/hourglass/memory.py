@@ -1,10 +1,20 @@
-"""Sizes are checked against memory before anything is allocated.
+"""Sizes are checked against memory before anything is allocated: the one module of memory limits.
 
-Every size that comes from a file or a flag (a model config read from ``config.json`` or given on the
-command line, ``sample -n``, ``interpolate --steps``) is turned into the bytes it would allocate and
-compared with the memory hourglass may use: the machine's physical memory, or
-``$HOURGLASS_MEMORY_LIMIT`` (bytes, or a number with K, M, G or T: ``8G``). Too much is a
-:class:`~hourglass.errors.ConfigError` naming the value and the memory it would need.
+Two questions, two limits, one error (:class:`MemoryLimitError`, both a ``ConfigError`` and a
+``DataError``: a size too large is a fault of the value or of the file that states it):
+
+* **may hourglass build this?** (:func:`check_fits`, :func:`check_count`, :func:`check_model`) Every
+  size that comes from a file or a flag (a model config read from ``config.json`` or given on the
+  command line, ``sample -n``, ``interpolate --steps``) is turned into the bytes it would allocate and
+  compared with the memory hourglass may use: the machine's physical memory, or
+  ``$HOURGLASS_MEMORY_LIMIT`` (bytes, or a number with K, M, G or T: ``8G``).
+* **can this read be held now?** (:func:`ensure_fits`) Every reader computes the bytes an array will
+  need from its file's header (an IDX header's dimensions, a ``.npy`` header's shape and dtype, an
+  image's size) and asks before it allocates: a damaged or hostile header that claims terabytes is an
+  error naming the file and the memory it would need, not a ``MemoryError`` (or the kernel's OOM
+  killer) half-way through. The limit is the memory available now (``MemAvailable`` in
+  ``/proc/meminfo``, the kernel's estimate of what can be allocated without swapping), or
+  ``$HOURGLASS_MAX_READ_BYTES`` when set (tests set it to show the check without a machine that small).
 
 The model estimate is model-agnostic: the model is built on PyTorch's ``meta`` device, which records
 shapes and allocates nothing, so its parameter count is exact for every registered model. Activations
@@ -25,10 +35,14 @@ import os
 import re
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 MAX_LAYERS = 1000  # entries of one tuple-valued config field (hidden widths, channels) considered sane
 BYTES_PER_VALUE = 4  # float32
+
+
+class MemoryLimitError(ConfigError, DataError):
+    """A size that would not fit in memory; the message names the value or file and the bytes."""
 
 
 def memory_limit() -> tuple[int, str]:
@@ -37,7 +51,7 @@ def memory_limit() -> tuple[int, str]:
     if env:
         m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", env.lower())
         if not m:
-            raise ConfigError(f"HOURGLASS_MEMORY_LIMIT={env!r}: expected bytes, or a number with K, M, G or T")
+            raise MemoryLimitError(f"HOURGLASS_MEMORY_LIMIT={env!r}: expected bytes, or a number with K, M, G or T")
         scale = 1024 ** " kmgt".index(m.group(2) or " ")
         return int(float(m.group(1)) * scale), "the limit set by HOURGLASS_MEMORY_LIMIT"
     try:
@@ -59,8 +73,48 @@ def check_fits(need: float, what: str, detail: str = "") -> None:
     """Refuse ``what`` (a phrase naming the value) when it would need more than the memory limit."""
     limit, source = memory_limit()
     if need > limit:
-        raise ConfigError(f"{what} would need about {format_bytes(need)} of memory{detail}, more than {source} "
+        raise MemoryLimitError(f"{what} would need about {format_bytes(need)} of memory{detail}, more than {source} "
                           f"({format_bytes(limit)})")
+
+
+def human_bytes(n: float) -> str:
+    """``1536 -> '1.5 KiB'``; binary units, one decimal (the readers' messages)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def available_bytes() -> int:
+    """Memory available for new allocations now (``MemAvailable``; the physical size where
+    ``/proc/meminfo`` is absent), or ``$HOURGLASS_MAX_READ_BYTES`` when set."""
+    env = os.environ.get("HOURGLASS_MAX_READ_BYTES")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise MemoryLimitError(f"HOURGLASS_MAX_READ_BYTES={env!r} is not a whole number of bytes") from None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux nor macOS
+        return 1 << 34
+
+
+def ensure_fits(nbytes: int, source: str, what: str = "reading it") -> None:
+    """Refuse to read ``source`` when ``nbytes`` exceed the memory available now."""
+    limit = available_bytes()
+    if nbytes > limit:
+        raise MemoryLimitError(f"{source}: {what} needs {human_bytes(nbytes)} of memory, more than the "
+                               f"{human_bytes(limit)} available (a damaged header, or data to stream: "
+                               "--in-memory never)")
 
 
 def _number(v: int) -> str:

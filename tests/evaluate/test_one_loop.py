@@ -9,9 +9,6 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "hourglass"
-# The one exception, until the claims helper of issue 22 moves claim 2's loop into the trainer: when that
-# lands, test_the_exceptions_are_still_needed fails and this entry goes.
-BACKWARD_ALLOWED = {"claims/c02_likelihood.py"}
 UNPICKLING = {("torch", "load"), ("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"),
               ("_pickle", "load"), ("_pickle", "loads"), ("dill", "load"), ("dill", "loads")}
 
@@ -42,17 +39,10 @@ def test_no_backward_pass_outside_the_trainer():
     offenders = []
     for p in _files():
         rel = p.relative_to(SRC).as_posix()
-        if rel.startswith("training/") or rel in BACKWARD_ALLOWED:
+        if rel.startswith("training/"):
             continue
         offenders += [f"{rel}:{line}" for line in _backward_calls(ast.parse(p.read_text(encoding="utf-8")))]
     assert not offenders, f".backward( outside hourglass/training/ (train through the Trainer): {offenders}"
-
-
-def test_the_exceptions_are_still_needed():
-    for rel in BACKWARD_ALLOWED:
-        p = SRC / rel
-        assert p.is_file() and _backward_calls(ast.parse(p.read_text(encoding="utf-8"))), (
-            f"{rel} no longer calls .backward(: remove it from BACKWARD_ALLOWED")
 
 
 def test_nothing_is_unpickled():

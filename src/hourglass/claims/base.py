@@ -164,7 +164,7 @@ class Context:
         """The independent judge (a small CNN trained on the real training split, once per run) and its
         accuracy on the real test split."""
         if self._judge is None:
-            from ..evaluate.judge import train_judge
+            from ..evaluate.reference import train_judge
 
             started = time.perf_counter()
             self._judge, self._judge_accuracy = train_judge(self.x_train, self.y_train, self.x_test, self.y_test,

@@ -50,10 +50,10 @@ def _budget(ctx: Context) -> Budget:
 def train(ctx: Context) -> dict[int, dict]:
     """Per seed: M2 on the partly labelled images, and the controls on the labelled images alone (the same
     model as long, a CNN, a logistic regression). seed -> {name: run or fitted model}; the CNN's is its
-    test accuracy, which :func:`~hourglass.evaluate.judge.train_judge` measures as it trains."""
+    test accuracy, which :func:`~hourglass.evaluate.reference.train_judge` measures as it trains."""
     from sklearn.linear_model import LogisticRegression
 
-    from ..evaluate.judge import train_judge
+    from ..evaluate.reference import train_judge
 
     b = _budget(ctx)
     trained = {}

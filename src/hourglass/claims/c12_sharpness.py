@@ -109,7 +109,7 @@ def measure(ctx: Context, t: Trained) -> Measured:
     relative to the real test digits'."""
     import torch
 
-    from ..evaluate.judge import mean_pairwise_distance
+    from ..evaluate.samples import mean_pairwise_distance
 
     judge = ctx.judge()
     n = ctx.pick(1000, 300)

@@ -4,18 +4,23 @@ The examples are arrays in memory, or :class:`~hourglass.data.rows.Rows` read on
 ``.npy`` file, a Parquet file, a folder of images) when the run streams its data. Besides the
 examples, a bundle carries what a run must record to read the same data again and to treat new
 data the same way: the table transform fitted on the training rows, the image settings, the files
-read (size, modification time, checksum) and notes on what was converted.
+read (:func:`file_record`: path, size, modification time, and a SHA-256 for files up to
+``CHECKSUM_MAX`` bytes) and notes on what was converted.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, path_access
 from .rows import Rows
+
+CHECKSUM_MAX = 256 << 20  # larger files are recorded by size and modification time only (hashing costs a pass)
 
 
 @dataclass
@@ -62,6 +67,38 @@ class DataBundle:
         return dataclasses.replace(self, x_train=self.x_train.read_all(), x_test=self.x_test.read_all())
 
 
+def file_record(path: Path) -> dict[str, Any]:
+    """Path, size, modification time and (for files up to ``CHECKSUM_MAX``) SHA-256 of a file."""
+    with path_access(path, "read"):
+        st = path.stat()
+        rec: dict[str, Any] = {"path": str(path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+        if st.st_size <= CHECKSUM_MAX:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+            rec["sha256"] = h.hexdigest()
+    return rec
+
+
+def changed_since(record: dict[str, Any] | None) -> str | None:
+    """A sentence saying how the data recorded in ``record`` differ now, or None when they do not."""
+    if not record or "path" not in record:
+        return None
+    p = Path(record["path"])
+    if not p.exists():
+        return f"{p} no longer exists"
+    if record.get("kind") == "image folder":
+        return None  # listing digests are compared by the image loader's own record
+    st = p.stat()
+    if st.st_size != record.get("bytes"):
+        return f"{p} has changed since the run read it ({record.get('bytes')} bytes then, {st.st_size} now)"
+    if st.st_mtime_ns != record.get("mtime_ns") and "sha256" in record and file_record(p).get("sha256") != \
+            record["sha256"]:
+        return f"{p} has changed since the run read it (its SHA-256 differs)"
+    return None
+
+
 def split_indices(name: str, n: int, y: np.ndarray | None, test_fraction: float,
                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A seeded train/test split of ``n`` examples as index arrays, stratified by label ``y`` where
@@ -90,7 +127,7 @@ def split_arrays(name, x, y, names, test_fraction, seed, source, kind="tabular",
 
 def default_budget() -> int:
     """The memory budget of ``in_memory="auto"`` when none is given: half of the memory available now."""
-    from .limits import available_bytes
+    from ..memory import available_bytes
 
     return available_bytes() // 2
 

@@ -24,8 +24,9 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DataError
-from .bundle import DataBundle, split_arrays
-from .idx import read_image_label_pair
+from .bundle import DataBundle, file_record, split_arrays
+from .formats import Request, format_for, load_path
+from .formats.idx import read_image_label_pair
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -99,19 +100,17 @@ def load_data(
     lazy: bool = False,
     stored: dict | None = None,
 ) -> DataBundle:
-    """A registered data set by name, or a file or image folder (:func:`hourglass.data.files.load_path`)
-    split into train/test. ``options`` (a :class:`~hourglass.options.DataOptions`) carries the table and
-    image settings; ``lazy`` and ``stored``: see :mod:`hourglass.data.files`."""
+    """A registered data set by name, or a file or image folder read by its format
+    (:func:`hourglass.data.formats.load_path`), split into train/test. ``options`` (a
+    :class:`~hourglass.options.DataOptions`) carries the table and image settings; ``lazy`` and ``stored``:
+    see :class:`hourglass.data.formats.Request`."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be between 0 and 1, got {test_fraction}")
     if name in _DATASETS:
         return _DATASETS[name][0](data_dir=data_dir, test_fraction=test_fraction, seed=seed, download=download)
     path = Path(name)
-    if path.exists() or path.suffix.lower() in (".npy", ".npz", ".csv", ".tsv", ".parquet", ".pq"):
-        from .files import load_path
-
-        return load_path(path, options=options, test_fraction=test_fraction, label_column=label_column, seed=seed,
-                         lazy=lazy, stored=stored)
+    if path.exists() or format_for(path) is not None:
+        return load_path(path, Request(options, label_column, test_fraction, seed, lazy, stored))
     raise DataError(f"unknown data set {name!r}: not one of {', '.join(_DATASETS)}, and no such file or folder "
                     "exists")
 
@@ -194,8 +193,6 @@ def _idx_loader(name: str) -> Loader:
         if x_tr.shape[1:] != x_te.shape[1:]:
             raise DataError(f"{folder}: train images are {x_tr.shape[1:]} but test images are {x_te.shape[1:]}")
         verified = verify_idx_set(name, folder, x_tr, x_te)
-        from .files import file_record
-
         files = {"files": [file_record(_file(folder, k)) for k in IDX_FILES]}
         return DataBundle(name, x_tr, y_tr, x_te, y_te, "image", (0.0, 255.0), str(folder), IDX_SOURCES[name][2],
                           files=files, verified=verified)

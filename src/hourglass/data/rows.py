@@ -1,13 +1,17 @@
-"""Examples read on demand: the data sets that are not held in memory.
+"""Examples: arrays in the layout hourglass uses, checked, and data sets read on demand.
+
+Every array that comes in is checked before it reaches a model (:func:`check_array`: numbers only,
+no NaN or Inf with the first bad row named, nothing empty, the right number of dimensions) and put
+in the layout the models take (:func:`as_examples`: tables ``(N, D)``, images ``(N, C, H, W)``).
 
 A :class:`Rows` is a data set of ``len(rows)`` examples of shape ``rows.shape[1:]`` that reads the
 examples it is asked for and nothing else: ``take(indices)`` returns them as a float32 array, in
 the order asked. The streaming path (:mod:`hourglass.data.streaming`) feeds the trainer from one;
 ``read_all()`` materialises it for the in-memory path.
 
-Kinds: :class:`ArrayRows` (an array already in memory, or a ``numpy.memmap``), :class:`NpyRows`
-(a ``.npy`` file read with ``os.pread``), :class:`SubsetRows` (a split of another), and the table
-and image-folder rows of :mod:`~hourglass.data.tables` and :mod:`~hourglass.data.images`. Sources
+Kinds: :class:`ArrayRows` (an array already in memory, or a ``numpy.memmap``), :class:`SubsetRows`
+(a split of another), and those of the formats (:mod:`hourglass.data.formats`: a ``.npy`` file read
+with ``os.pread``, image files decoded on demand) and of :mod:`~hourglass.data.transform` (table rows). Sources
 stored in blocks (Parquet row groups) say so through ``blocks()``, so a shuffled pass can visit one
 block at a time.
 
@@ -17,12 +21,11 @@ This module imports no torch.
 from __future__ import annotations
 
 import math
-import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import DataError, path_access
+from ..errors import DataError
 
 CHUNK = 4096  # examples per chunk in streaming passes (scaling statistics, value ranges) ...
 CHUNK_BYTES = 1 << 20  # ... and at most this many bytes of float32 (the statistics take ~4x that in float64)
@@ -78,7 +81,7 @@ class Rows:
             yield self.take(np.arange(start, min(start + size, len(self))))
 
     def read_all(self) -> np.ndarray:
-        from .limits import ensure_fits
+        from ..memory import ensure_fits
 
         ensure_fits(self.nbytes, self.source)
         return self.take(np.arange(len(self)))
@@ -115,54 +118,6 @@ class SubsetRows(Rows):
         return None if b is None else b[self.idx]
 
 
-class NpyRows(Rows):
-    """A ``.npy`` file read row by row with ``os.pread``.
-
-    Why not ``numpy.load(mmap_mode="r")``: the pages of a memory map that a pass has touched count
-    towards the process's resident memory until the kernel needs them back, so one epoch over a
-    mapped file grows the resident set to the file's size. ``pread`` goes through the page cache
-    too, but only the batch being read is ever resident in the process."""
-
-    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype, offset: int):
-        self.path, self.shape, self.raw_dtype, self.offset = path, tuple(shape), np.dtype(dtype), offset
-        self.source = path
-        self.row_bytes = self.raw_dtype.itemsize * math.prod(shape[1:])
-        self._fd: int | None = None
-        self._pid = -1
-
-    def __getstate__(self):  # DataLoader workers open their own descriptor
-        return {**self.__dict__, "_fd": None, "_pid": -1}
-
-    def __del__(self):
-        if self._fd is not None and self._pid == os.getpid():
-            os.close(self._fd)
-
-    def _descriptor(self) -> int:
-        if self._fd is None or self._pid != os.getpid():
-            with path_access(self.path, "read"):
-                self._fd = os.open(self.path, os.O_RDONLY)
-            self._pid = os.getpid()
-        return self._fd
-
-    def _take_sorted(self, idx: np.ndarray) -> np.ndarray:
-        fd = self._descriptor()
-        out = np.empty((len(idx), *self.example_shape), dtype=self.raw_dtype)
-        flat = out.reshape(len(idx), -1).view(np.uint8).reshape(len(idx), self.row_bytes) if len(idx) else None
-        # Runs of consecutive rows are read with one call each.
-        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-        for run in np.split(np.arange(len(idx)), breaks):
-            if not len(run):
-                continue
-            first, count = int(idx[run[0]]), len(run)
-            want = count * self.row_bytes
-            with path_access(self.path, "read"):
-                data = os.pread(fd, want, self.offset + first * self.row_bytes)
-            if len(data) != want:
-                raise DataError(f"{self.path}: the file ended early (truncated since it was opened?)")
-            flat[run[0] : run[0] + count] = np.frombuffer(data, np.uint8).reshape(count, self.row_bytes)
-        return check_finite(out, self.path, rows=idx)
-
-
 def check_finite(x: np.ndarray, source: str, base: int = 0, rows: np.ndarray | None = None) -> np.ndarray:
     """``x`` as float32, refusing NaN and Inf *after* the conversion (1e308 in float64 is finite but
     overflows float32): the error names the example (``rows[i]`` or ``base + i``) and the position."""
@@ -185,3 +140,95 @@ def check_finite(x: np.ndarray, source: str, base: int = 0, rows: np.ndarray | N
                                 f"(largest {np.finfo(np.float32).max:.3g})")
             raise DataError(f"{source}: row {row} has a non-finite value ({float(original)}) in {where}")
     return y
+
+
+def check_array(x: np.ndarray, source: str, min_dims: int = 2) -> np.ndarray:
+    """Numeric, non-empty, finite as float32 (checked after the conversion: 1e308 overflows it).
+    Floating-point data come back as float32; integer data keep their dtype (uint8 images keep 0..255)."""
+    x = np.asarray(x)
+    if x.dtype == object or not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        if x.dtype != np.bool_:
+            raise DataError(f"{source}: expected numbers, found dtype {x.dtype}")
+        x = x.astype(np.uint8)
+    if x.ndim < min_dims:
+        raise DataError(f"{source}: expected an array of shape (N, ...) with N examples, found shape {x.shape}")
+    if x.size == 0:
+        raise DataError(f"{source}: no data (shape {x.shape})")
+    if np.issubdtype(x.dtype, np.floating):
+        return check_finite(x, source)
+    return x
+
+
+def labels_to_int(y: np.ndarray, source: str) -> tuple[np.ndarray, list[str] | None]:
+    """Integer labels as int64; other labels mapped to 0..K-1 with their names kept."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{source}: labels must be one per example, found shape {y.shape}")
+    if np.issubdtype(y.dtype, np.integer):
+        return y.astype(np.int64), None
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all():
+            raise DataError(f"{source}: label {int(np.argmin(np.isfinite(y)))} is missing or not finite")
+        if np.all(y == np.round(y)):
+            return y.astype(np.int64), None
+    names, codes = np.unique(y.astype(str), return_inverse=True)
+    return codes.astype(np.int64), [str(n) for n in names]
+
+
+def is_dataframe(obj: Any) -> bool:
+    return hasattr(obj, "columns") and hasattr(obj, "to_numpy") and hasattr(obj, "dtypes")
+
+
+def as_array(obj: Any, what: str) -> np.ndarray:
+    if hasattr(obj, "detach") and hasattr(obj, "cpu"):  # a torch tensor
+        obj = obj.detach().cpu().numpy()
+    if is_dataframe(obj):
+        obj = obj.to_numpy()
+    try:
+        return np.asarray(obj)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{what}: cannot be read as an array ({e})") from None
+
+
+def as_examples(x: Any, what: str = "x") -> tuple[np.ndarray, str]:
+    """Examples as an array ``(N, ...)`` in the layout hourglass uses, and their kind ("image" or
+    "tabular"): ``(N, H, W)`` gains a channel axis and channels-last images are moved to channels-first."""
+    x = as_array(x, what)
+    if x.ndim == 2:
+        return check_array(x, what), "tabular"
+    if x.ndim == 3:
+        return check_array(x[:, None], what), "image"
+    if x.ndim == 4:
+        if x.shape[3] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
+        return check_array(x, what), "image"
+    raise DataError(f"{what}: expected examples of shape (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C); "
+                    f"found shape {x.shape}")
+
+
+def value_range(x: np.ndarray, kind: str) -> tuple[float, float] | None:
+    """Images: bytes are 0..255; other images keep their own global range (per-pixel scaling would blow up
+    the noise in near-constant border pixels). Tables: None (scaled per feature)."""
+    if kind != "image":
+        return None
+    if x.dtype == np.uint8:
+        return (0.0, 255.0)
+    return _range_rule(float(x.min()), float(x.max()))
+
+
+def rows_value_range(rows, kind: str) -> tuple[float, float] | None:
+    """:func:`value_range` of examples read on demand: one streaming pass for the global min and max."""
+    if kind != "image":
+        return None
+    if rows.raw_dtype == np.uint8:
+        return (0.0, 255.0)
+    lo, hi = np.inf, -np.inf
+    for chunk in rows.chunks():
+        lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+    return _range_rule(lo, hi)
+
+
+def _range_rule(lo: float, hi: float) -> tuple[float, float]:
+    if lo >= 0.0 and hi <= 1.0:
+        return (0.0, 1.0)
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)

@@ -33,9 +33,9 @@ class ChunkWriter:
         self._parquet = None
         with path_access(self.path, "write"):
             if self.suffix == ".parquet":
-                from .tables import _pyarrow_parquet
+                from .formats.table import pyarrow_parquet
 
-                _pyarrow_parquet(self.path)
+                pyarrow_parquet(self.path)
                 self._file = None
             else:
                 self._file = open(self.path, "wb") if self.suffix == ".npy" else open(self.path, "w", newline="")

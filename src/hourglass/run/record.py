@@ -69,7 +69,7 @@ class DataRecord:
     options: dict[str, Any] | None = None  # the DataOptions as given (see data_options())
     streamed: bool = False  # the data did not fit the memory budget and are read from disk
     memory_budget_bytes: int | None = None
-    transform: dict[str, Any] | None = None  # the fitted table transform (hourglass.data.tables)
+    transform: dict[str, Any] | None = None  # the fitted table transform (hourglass.data.transform)
     image: dict[str, Any] | None = None  # image settings (channels, size)
     files: dict[str, Any] | None = None  # the files read, with sizes, times and checksums
     verified: Any = None

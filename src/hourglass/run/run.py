@@ -106,37 +106,9 @@ class Run:
         """Raw table rows -> the run's features, by its stored table transform: a DataFrame, or an array
         with one column per feature column of the table (text columns as strings). Anything else is
         taken to be features already."""
-        record = self.record.data.transform
-        if record is None:
-            return x
-        from ..data.examples import _is_dataframe
-        from ..data.tables import ColumnsSource, TableRows, TableTransform, dataframe_columns
+        from ..data.sources import table_features
 
-        t = TableTransform.from_dict(record)
-        if _is_dataframe(x):
-            src = dataframe_columns(x)
-            missing = [c for c in t.columns if c not in src.columns]
-            if missing:
-                raise DataError(f"the DataFrame has no column {missing[0]!r}, one of the run's features")
-        else:
-            a = np.asarray(x)
-            raw = len(t.columns)
-            if a.ndim != 2 or a.shape[1] != raw or (a.dtype != object and raw == t.width):
-                return x
-            data = {}
-            for j, c in enumerate(t.columns):
-                col = a[:, j]
-                if t.kinds[c] == "numeric":
-                    data[c] = np.asarray([np.nan if v is None else v for v in col], dtype=np.float64)
-                else:
-                    data[c] = np.asarray([None if v is None else str(v) for v in col], dtype=object)
-            src = ColumnsSource("array", data, dict(t.kinds))
-        rows = TableRows(src, t, np.arange(src.n_rows))
-        out = rows.take(np.arange(len(rows)))
-        from ..data.tables import warn_unseen
-
-        warn_unseen(src.source, rows.unseen)
-        return out
+        return table_features(x, self.record.data.transform)
 
     def _labels(self, y, n: int) -> torch.Tensor | None:
         if y is None:
@@ -288,7 +260,8 @@ class Run:
 
     def _stored(self) -> dict[str, Any]:
         d = self.record.data
-        return {"transform": d.transform, "image": d.image, "label_names": d.label_names}
+        return {"transform": d.transform, "image": d.image, "label_names": d.label_names,
+                "label_column": d.label_column}
 
     def bundle(self, data: Any = None) -> DataBundle:
         """The run's raw data, read again from where it recorded them (or ``data``, in any form
@@ -296,8 +269,7 @@ class Run:
         and image settings; kept on disk when the run streams."""
         import warnings
 
-        from ..data.bundle import place
-        from ..data.files import changed_since
+        from ..data.bundle import changed_since, place
         from ..errors import HourglassWarning
 
         d, t = self.record.data, self.record.train
@@ -348,10 +320,10 @@ class Run:
 
     def open_input(self, path: str | Path):
         """New examples read on demand: ``(rows, class indices or None, label values or None, row numbers)``
-        (see :func:`hourglass.data.files.open_examples`)."""
-        from ..data.files import open_examples
+        (see :func:`hourglass.data.sources.open_input`)."""
+        from ..data.sources import open_input
 
-        return open_examples(path, self._stored(), self.input_shape)
+        return open_input(path, self._stored())
 
     def stream(self, what: str, path: str | Path | None = None, limit: int | None = None,
                batch_size: int = 1024) -> tuple[int, bool, Iterator[tuple[np.ndarray, Any, np.ndarray]]]:
@@ -376,7 +348,7 @@ class Run:
         def chunks():
             import warnings
 
-            from ..data.tables import TableRows
+            from ..data.transform import TableRows
             from ..errors import HourglassWarning
 
             for s in range(0, n, batch_size):

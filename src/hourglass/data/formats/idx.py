@@ -3,6 +3,10 @@
 Layout (big-endian): two zero bytes, a type code, the number of dimensions d, then d uint32 sizes,
 then the values in C order. Files may be gzip-compressed (detected by the gzip magic, not by the
 name). Every inconsistency is a :class:`DataError` that names the file and what was found.
+
+As a format, IDX reads new examples for a run (``encode --input t10k-images-idx3-ubyte.gz``): the
+files have no suffix of their own, so it is the fallback for files no other format claims. The named
+MNIST-format data sets read their four files with :func:`read_image_label_pair`.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, PathError, path_access
-from .limits import ensure_fits, human_bytes
-from .rows import check_finite
+from ...errors import DataError, PathError, path_access
+from ...memory import ensure_fits, human_bytes
+from ..rows import check_array, check_finite
+from . import Format, register_format
 
 # type code -> big-endian dtype
 IDX_TYPES = {
@@ -167,3 +172,14 @@ def read_image_label_pair(images: str | Path, labels: str | Path,
     if len(y) and (y.min() < 0 or y.max() >= num_classes):
         raise DataError(f"{labels}: labels must be 0..{num_classes - 1}, found {y.min()}..{y.max()}")
     return x[:, None], y.astype(np.int64)
+
+
+@register_format("idx", fallback=True)
+class Idx(Format):
+    """An IDX array; images ``(N, H, W)`` gain their channel axis."""
+
+    def read(self, path, label_column=None):
+        x = read_idx(path)
+        if x.ndim == 3:
+            x = x[:, None]
+        return check_array(x, str(path)), None, None

@@ -1,15 +1,11 @@
-"""Tables with a header: CSV, TSV, Parquet and DataFrames, turned into numbers by a fitted transform.
+"""The fitted table transform: named columns -> a float32 matrix, fitted once and applied in one place.
 
-A table is read as named columns (:class:`TableSource`): numeric columns as float64 with NaN for
-a missing value, text columns as strings (None when missing). A CSV/TSV cell is missing when it is
-empty or one of ``NA``, ``N/A``, ``NaN``, ``null``, ``None``; a CSV's first line is its header when
-any of its cells is not a number (otherwise the columns are named ``0``, ``1``, ...). A column
-whose values are all numbers is numeric; one that is mostly text is text (its numbers become
-categories too); one that is mostly numbers with some text is an error naming the first such cell
-(a typo in a numeric column should not silently become a category).
+A table reaches hourglass as named columns (:class:`TableSource`): numeric columns as float64 with NaN
+for a missing value, text columns as strings (None when missing). The files are read by their format
+(:mod:`hourglass.data.formats.table`: CSV, TSV, Parquet); a DataFrame by :func:`dataframe_columns`.
 
 :class:`TableTransform` turns the chosen feature columns into a float32 matrix, in the column order
-of the file:
+of the table:
 
 * numeric columns as they are; a missing value is an error naming the column and how many rows
   miss it, unless ``impute`` is ``mean``, ``median`` or ``most-frequent`` (the value fitted on the
@@ -24,28 +20,26 @@ stored in the run's ``config.json`` and applied again by ``encode``, ``reconstru
 API, so the same file a run was trained on can be encoded by it. The label column is never a
 feature; ``feature_columns`` picks the features, ``drop_columns`` leaves some out.
 
-Parquet needs pyarrow (the ``parquet`` extra); without it, a Parquet path is an error naming the
-extra. Parquet files are read by row group.
+Every use goes through the functions at the end of this module: :func:`table_bundle` (a data set
+to train on: fit on the training rows, or the run's stored transform), :func:`table_examples` (new
+rows for a run), :func:`table_arrays` (numbers only, ``categorical="error"``) and
+:func:`features_of` (a DataFrame or raw array handed to a run's ``encode``); the rows come out as
+:class:`TableRows`, which applies the transform as they are read.
 """
 
 from __future__ import annotations
 
-import csv
 import warnings
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, HourglassWarning, path_access
-from .limits import ensure_fits
-from .rows import CHUNK, Rows
+from ..errors import DataError, HourglassWarning
+from .bundle import DataBundle, split_indices
+from .rows import CHUNK, Rows, is_dataframe, labels_to_int
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
-MISSING = {"", "na", "n/a", "nan", "null", "none"}
 F32_MAX = float(np.finfo(np.float32).max)
-CSV_BYTES_FACTOR = 12  # memory per byte of CSV text while it is parsed (Python strings, then float64 columns)
 IMPUTE = ("none", "mean", "median", "most-frequent")
 
 
@@ -84,171 +78,6 @@ class ColumnsSource(TableSource):
 
     def line(self, row: int) -> str:
         return f"row {row}" if self.lines is None else f"line {self.lines[row]} (row {row})"
-
-
-class ParquetSource(TableSource):
-    """A Parquet file, read one row group at a time (the last one kept for the next read)."""
-
-    def __init__(self, path: Path):
-        pq = _pyarrow_parquet(path)
-        import pyarrow as pa
-
-        self.path, self.source = path, str(path)
-        try:
-            with path_access(path, "read"):
-                self.file = pq.ParquetFile(path)
-        except (pa.ArrowException, ValueError) as e:
-            raise DataError(f"{path}: cannot read as a Parquet file ({e})") from None
-        schema = self.file.schema_arrow
-        self.columns = [str(n) for n in schema.names]
-        self.kinds = {}
-        for field in schema:
-            t = field.type
-            if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
-                self.kinds[field.name] = "numeric"
-            elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
-                self.kinds[field.name] = "text"
-            else:
-                self.kinds[field.name] = f"unsupported ({t})"
-        meta = self.file.metadata
-        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.n_rows = int(self.offsets[-1])
-        self._cache: tuple[int, tuple[str, ...], dict[str, np.ndarray]] | None = None
-
-    def __getstate__(self):  # DataLoader workers reopen the file
-        return {"path": self.path}
-
-    def __setstate__(self, state):
-        self.__init__(state["path"])
-
-    def blocks(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
-
-    def _group(self, g: int, columns: list[str]) -> dict[str, np.ndarray]:
-        key = tuple(columns)
-        if self._cache is not None and self._cache[0] == g and self._cache[1] == key:
-            return self._cache[2]
-        import pyarrow as pa
-
-        try:
-            with path_access(self.path, "read"):
-                table = self.file.read_row_group(g, columns=columns)
-        except (pa.ArrowException, ValueError) as e:
-            raise DataError(f"{self.path}: cannot read row group {g} ({e})") from None
-        out = {c: _arrow_column(table.column(c), self.kinds[c]) for c in columns}
-        self._cache = (g, key, out)
-        return out
-
-    def read(self, idx, columns):
-        groups = np.searchsorted(self.offsets, idx, side="right") - 1
-        parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
-        for g in np.unique(groups):
-            data = self._group(int(g), columns)
-            local = idx[groups == g] - self.offsets[g]
-            for c in columns:
-                parts[c].append(data[c][local])
-        return {c: (np.concatenate(v) if v else np.empty(0)) for c, v in parts.items()}
-
-
-def _arrow_column(col, kind: str) -> np.ndarray:
-    import pyarrow as pa
-
-    if kind == "numeric":
-        if pa.types.is_boolean(col.type) or pa.types.is_decimal(col.type):
-            col = col.cast(pa.float64())
-        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
-    values = col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
-    return np.asarray(values.to_pylist(), dtype=object)
-
-
-def _pyarrow_parquet(path):
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(f"{path}: reading Parquet needs pyarrow: pip install 'hourglass-ae[parquet]'") from None
-    return pq
-
-
-# -- reading ----------------------------------------------------------------------------------------
-def open_table(path: str | Path) -> TableSource:
-    """A CSV/TSV (parsed into memory) or Parquet file (read on demand) as a :class:`TableSource`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found" if not path.exists() else f"{path}: not a file")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return ParquetSource(path)
-    return read_csv_columns(path, "\t" if suffix == ".tsv" else ",")
-
-
-def _number(cell: str) -> float | None:
-    try:
-        return float(cell)
-    except ValueError:
-        return None
-
-
-def read_csv_columns(path: Path, delimiter: str = ",") -> ColumnsSource:
-    """A CSV/TSV file's columns (see the module docstring for headers, missing values and column kinds).
-    A UTF-8 byte-order mark is dropped, so it never hides the first row or column name."""
-    ensure_fits(path.stat().st_size * CSV_BYTES_FACTOR, str(path), "parsing it")
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        with path_access(path, "read"), open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            for row in reader:
-                if row and any(c.strip() for c in row):
-                    rows.append(row)
-                    lines.append(reader.line_num)
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    except csv.Error as e:
-        raise DataError(f"{path}: malformed CSV ({e})") from None
-    if not rows:
-        raise DataError(f"{path}: empty file")
-    header_row = any(_number(c) is None and c.strip().lower() not in MISSING for c in rows[0])
-    if header_row:
-        names, rows, lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
-        for i, name in enumerate(names):
-            if not name:
-                raise DataError(f"{path}: column {i} of the header has no name")
-        dup = [n for n, k in Counter(names).items() if k > 1]
-        if dup:
-            raise DataError(f"{path}: column {dup[0]!r} appears twice in the header")
-    else:
-        names = [str(i) for i in range(len(rows[0]))]
-    if not rows:
-        raise DataError(f"{path}: no data rows")
-    width = len(names)
-    for row, line in zip(rows, lines):
-        if len(row) != width:
-            raise DataError(f"{path}: line {line} has {len(row)} columns, expected {width}")
-    data: dict[str, np.ndarray] = {}
-    kinds: dict[str, str] = {}
-    for j, name in enumerate(names):
-        cells = [r[j].strip() for r in rows]
-        values = [None if c.lower() in MISSING else _number(c) for c in cells]
-        texts = [i for i, (c, v) in enumerate(zip(cells, values)) if v is None and c.lower() not in MISSING]
-        present = sum(1 for c in cells if c.lower() not in MISSING)
-        if texts and len(texts) * 2 <= present:  # mostly numbers: the text is a mistake
-            i = texts[0]
-            raise DataError(f"{path}: line {lines[i]}, column {name!r}: {cells[i]!r} is not a number "
-                            "(the column's other values are)")
-        if texts:
-            kinds[name] = "text"
-            data[name] = np.asarray([None if c.lower() in MISSING else c for c in cells], dtype=object)
-            continue
-        col = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-        bad = np.flatnonzero(np.isinf(col) | (np.abs(np.nan_to_num(col)) > F32_MAX))
-        if len(bad):
-            i = int(bad[0])
-            what = "is not a finite number" if np.isinf(col[i]) else "overflows float32 (largest 3.4e+38)"
-            raise DataError(f"{path}: line {lines[i]} (row {i}), column {name!r}: {cells[i]!r} {what}")
-        kinds[name] = "numeric"
-        data[name] = col
-    return ColumnsSource(str(path), data, kinds, lines)
 
 
 def dataframe_columns(df) -> ColumnsSource:
@@ -486,3 +315,102 @@ def read_labels(src: TableSource, label: str) -> np.ndarray:
     if src.kinds[label] == "numeric" and np.all(y == np.round(y)):
         return y.astype(np.int64)
     return y.astype(str) if src.kinds[label] == "numeric" else y.astype(str)
+
+
+# -- the one place a transform is fitted and applied --------------------------------------------
+def _label_values(src: TableSource, label: str, label_names: list[str] | None) -> tuple[np.ndarray, list | None]:
+    raw = read_labels(src, label)
+    y, names = labels_to_int(raw, f"{src.source} label column {label!r}")
+    if label_names:
+        names = label_names
+        y = np.asarray([names.index(str(v)) for v in raw], dtype=np.int64)
+    return y, names
+
+
+def table_bundle(src: TableSource, request, *, name: str, source: str,
+                 files: dict[str, Any] | None = None) -> DataBundle:
+    """A table split into train and test (``request``: a :class:`~hourglass.data.formats.Request`), its
+    transform fitted on the training rows, or the run's stored one (``request.stored["transform"]``) applied."""
+    stored = request.record
+    if stored.get("transform"):
+        transform = TableTransform.from_dict(stored["transform"])
+        label, features = transform.label, None
+    else:
+        transform = None
+        label, features = resolve_columns(src, request.label_column, request.option("feature_columns"),
+                                          request.option("drop_columns"))
+    y = names = None
+    if label is not None:
+        y, names = _label_values(src, label, stored.get("label_names"))
+    tr, te = split_indices(src.source, src.n_rows, y, request.test_fraction, request.seed)
+    if transform is None:
+        transform = TableTransform.fit(src, tr, label, features, request.option("categorical", "onehot"),
+                                       request.option("impute", "none"))
+    x_tr, x_te = TableRows(src, transform, tr), TableRows(src, transform, te)
+    if not request.lazy:
+        x_tr, x_te = x_tr.read_all(), x_te.read_all()
+    return DataBundle(name, x_tr, y[tr] if y is not None else None, x_te, y[te] if y is not None else None,
+                      "tabular", None, source, names, transform=transform.to_dict(), files=files, index_test=te)
+
+
+def table_examples(src: TableSource, stored: dict[str, Any]):
+    """New rows for a run with a stored transform: ``(rows, class indices or None, label values or None,
+    row numbers)``; a feature column the table lacks is an error naming it."""
+    transform = TableTransform.from_dict(stored["transform"])
+    missing = [c for c in transform.columns if c not in src.columns]
+    if missing:
+        raise DataError(f"{src.source}: no column {missing[0]!r}, one of the run's features "
+                        f"({', '.join(transform.columns)})")
+    values = y = None
+    if transform.label is not None and transform.label in src.columns:
+        values = read_labels(src, transform.label)
+        names = stored.get("label_names")
+        if names is not None:
+            known = {str(v) for v in values} <= set(names)
+            y = np.asarray([names.index(str(v)) for v in values], dtype=np.int64) if known else None
+        elif np.issubdtype(np.asarray(values).dtype, np.integer):
+            y = np.asarray(values, dtype=np.int64)
+    return TableRows(src, transform, np.arange(src.n_rows)), y, values, np.arange(src.n_rows)
+
+
+def table_arrays(src: TableSource, label_column: str | int | None = None):
+    """``(x, y or None, label names or None)`` of a whole table, numbers only: a text feature column is
+    an error (``categorical="error"``), nothing is imputed."""
+    label, features = resolve_columns(src, label_column)
+    every = np.arange(src.n_rows)
+    transform = TableTransform.fit(src, every, label, features, categorical="error")
+    x = TableRows(src, transform, every).read_all()
+    y, names = (labels_to_int(read_labels(src, label), f"{src.source} label column") if label is not None
+                else (None, None))
+    return x, y, names
+
+
+def features_of(x, record: dict[str, Any] | None):
+    """Raw table rows -> a run's features by its stored transform ``record``: a DataFrame, or an array
+    with one column per feature column of the table (text columns as strings). Anything else (and
+    anything given to a run without a table transform) is taken to be features already."""
+    if record is None:
+        return x
+    t = TableTransform.from_dict(record)
+    if is_dataframe(x):
+        src = dataframe_columns(x)
+        missing = [c for c in t.columns if c not in src.columns]
+        if missing:
+            raise DataError(f"the DataFrame has no column {missing[0]!r}, one of the run's features")
+    else:
+        a = np.asarray(x)
+        raw = len(t.columns)
+        if a.ndim != 2 or a.shape[1] != raw or (a.dtype != object and raw == t.width):
+            return x
+        data = {}
+        for j, c in enumerate(t.columns):
+            col = a[:, j]
+            if t.kinds[c] == "numeric":
+                data[c] = np.asarray([np.nan if v is None else v for v in col], dtype=np.float64)
+            else:
+                data[c] = np.asarray([None if v is None else str(v) for v in col], dtype=object)
+        src = ColumnsSource("array", data, dict(t.kinds))
+    rows = TableRows(src, t, np.arange(src.n_rows))
+    out = rows.take(np.arange(len(rows)))
+    warn_unseen(src.source, rows.unseen)
+    return out

@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DataError, HourglassWarning
-from ..options import parse_image_size
-from .bundle import DataBundle, split_indices
-from .limits import ensure_fits
-from .rows import Rows
+from ...errors import DataError, HourglassWarning
+from ...memory import ensure_fits
+from ...options import parse_image_size
+from ..bundle import DataBundle, split_indices
+from ..rows import Rows
+from . import Examples, Format, Request, register_format
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -284,3 +285,40 @@ def _decode_all(rows: ImageRows) -> np.ndarray:
     for i, f in enumerate(rows.files):
         out[i] = decode(f, rows.channels, rows.size)
     return out
+
+
+@register_format("images", folder=True)
+class ImageFolder(Format):
+    """A folder of images (layouts and conversions: the module docstring)."""
+
+    def bundle(self, path: Path, request: Request) -> DataBundle:
+        image = request.record.get("image") or {}
+        size = image.get("size")
+        return load_image_folder(path, channels=image.get("channels", request.option("channels")),
+                                 image_size="x".join(map(str, size)) if size else request.option("image_size"),
+                                 skip_bad_files=request.option("skip_bad_files", False),
+                                 test_fraction=request.test_fraction, seed=request.seed, lazy=request.lazy,
+                                 label_names=request.record.get("label_names"))
+
+    def examples(self, path, stored):
+        """Every image of the folder (``train/`` then ``test/`` when split), decoded on demand with the
+        run's channels and size; class folders the run does not know are an error naming them."""
+        image = stored.get("image") or {}
+        if not image:
+            raise DataError(f"{path}: a folder of images, but the run was not trained on images from a folder")
+        parts = [path / "train", path / "test"] if (path / "train").is_dir() and (path / "test").is_dir() else [path]
+        files, labels = [], []
+        for part in parts:
+            f, lab = list_images(part)
+            files += f
+            labels += lab if lab is not None else [None] * len(f)
+        rows = ImageRows(files, image["channels"], tuple(image["size"]), str(path))
+        names = stored.get("label_names")
+        values = np.asarray(labels, dtype=object) if any(v is not None for v in labels) else None
+        y = None
+        if values is not None and names:
+            unknown = sorted({str(v) for v in values} - set(names))
+            if unknown:
+                raise DataError(f"{path}: class {unknown[0]!r} is not one of the run's classes ({', '.join(names)})")
+            y = np.asarray([names.index(str(v)) for v in values], dtype=np.int64)
+        return Examples(rows, y, values, np.arange(len(rows)))
