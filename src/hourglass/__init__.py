@@ -23,7 +23,8 @@ _EXPORTS = {
     "train": "run.fit", "resume": "run.fit",
     "create": "models", "list_models": "models", "list_presets": "models", "make_config": "models",
     "register_model": "registry", "register_preset": "registry",
-    "load_data": "data", "list_datasets": "data", "as_bundle": "data",
+    "load_data": "data", "list_datasets": "data", "as_bundle": "data", "register_dataset": "data",
+    "register_format": "data",
     "TrainConfig": "options", "DataOptions": "options",
     "pca_subspace_angles": "evaluate.subspace",
 }
@@ -33,7 +34,8 @@ _SUBMODULES = {"compare", "config", "data", "errors", "evaluate", "export", "io"
 __all__ = [  # noqa: F822 - the names in _EXPORTS are loaded on first use by __getattr__
     "CheckpointError", "ConfigError", "DataError", "DataOptions", "HourglassError", "PathError", "Run", "TrainConfig",
     "TrainingError", "__version__", "as_bundle", "create", "list_datasets", "list_models", "list_presets", "load",
-    "load_data", "make_config", "pca_subspace_angles", "register_model", "register_preset", "resume", "train",
+    "load_data", "make_config", "pca_subspace_angles", "register_dataset", "register_format", "register_model",
+    "register_preset", "resume", "train",
 ]
 
 

@@ -57,8 +57,8 @@ def train(ctx: Context) -> dict[int, dict]:
 def measure(ctx: Context, trained: dict[int, dict]) -> Measured:
     """How close each model's codes are to N(0, I), and how many decoded samples the judge recognises:
     from N(0, I), and for the AE from a Gaussian fitted to its own codes."""
-    from ..evaluate.samples import judge_samples
     from ..evaluate.priorfit import gaussian_kl_to_standard, two_sample_accuracy
+    from ..evaluate.samples import judge_samples
 
     n = ctx.pick(1000, 400)
     sure = 0.9

@@ -1,4 +1,6 @@
-"""Training: the generic trainer, its callbacks, checkpoints, and train/resume orchestration (``fit``).
+"""Training: the generic trainer, its callbacks, loggers, checkpoints and distributed helpers.
 
-The package is ``training`` (not ``train``) so that ``hourglass.train`` is always the function.
+Training a run (``hourglass.train``, ``hourglass.resume``) is :mod:`hourglass.run.fit`, one layer up;
+nothing here imports :mod:`hourglass.run`. The package is ``training`` (not ``train``) so that
+``hourglass.train`` is always the function.
 """
